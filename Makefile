@@ -1,0 +1,35 @@
+# molbench: `make train` (set up + the main job), `make test` (set up + every test), `make book` (set up + the paper).
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+ARCH ?= pairformer
+GEN ?= flow_matching
+
+.PHONY: setup test test-slow book train clean-book
+
+setup: $(VENV)/.installed
+
+# torch first, pinned: a bare `torch` would pull a multi-GB CUDA build (see ../shared/STACK.md).
+$(VENV)/.installed: settings.ini setup.py
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (molbench)" >/dev/null
+	touch $@
+
+test: setup
+	bash scripts/test.sh
+
+test-slow: setup
+	bash scripts/test.sh --flags slow
+
+book: setup
+	bash scripts/build_book.sh
+
+train: setup
+	mkdir -p runs
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/papermill nbs/train.ipynb runs/train-$(ARCH)-$(GEN).ipynb -k python3 -p arch $(ARCH) -p gen $(GEN)
+
+clean-book:
+	rm -rf _build book/_static/vendor
