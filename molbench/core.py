@@ -45,7 +45,7 @@ def atomic_number(symbol: str) -> int:
     if z is None: raise ValueError(f"unknown element symbol {symbol!r}")
     return z
 
-# %% ../nbs/00_core.ipynb #5bfa53c5
+# %% ../nbs/00_core.ipynb #bedb41c5
 class UnknownNameError(KeyError, ValueError):
     "A name that is not in a registry or a fixed set of choices; the message lists the valid ones."
     def __str__(self): return str(self.args[0]) if self.args else ''
@@ -61,8 +61,9 @@ def check_choice(kind: str,        # what is being chosen, e.g. 'split'
     return value
 
 def _qualname(o) -> str:
-    f = getattr(o, 'func', o)  # functools.partial → its function
-    return f"{getattr(f, '__module__', '')}.{getattr(f, '__qualname__', repr(f))}"
+    "The qualified name of `o` (a partial's function) without its module: a notebook's `__main__.f` is its module's `f`."
+    f = getattr(o, 'func', o)
+    return getattr(f, '__qualname__', repr(f))
 
 class Registry:
     "A named collection of constructors: `@REG.register('name')` adds one, `REG.get('name')` finds it."
@@ -71,7 +72,7 @@ class Registry:
         "Register `obj` under `name` (usable as a decorator)."
         def _add(o):
             prev = self._items.get(name)
-            # re-running a notebook cell redefines the same object: allowed; a different object under a taken name is not
+            # the same definition again (a re-run cell, or a notebook's copy of a module's object): replace; a different one: error
             if prev is not None and prev is not o and _qualname(prev) != _qualname(o):
                 raise ValueError(f"{self.kind} {name!r} is already registered to {_qualname(prev)}")
             self._items[name] = o
