@@ -22,6 +22,8 @@ def main(argv=None):
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--runs-root', default=str(ROOT / 'runs' / 'boom'))
     ap.add_argument('--out', required=True, help='results CSV')
+    ap.add_argument('--predictions', default=None,
+                    help='folder that receives each pair\'s ID/OOD predictions as <model>_<task>_<profile>.csv (for the book)')
     a = ap.parse_args(argv)
     from molbench.boom import sweep, available_models
     from molbench.boomdata import BOOM_TASKS
@@ -41,6 +43,11 @@ def main(argv=None):
             write_text(out, table.to_csv(index=False))
             r = row.iloc[0]
             print(f"{model} on {task}: ID RMSE {r.id_rmse:.4g}, OOD RMSE {r.ood_rmse:.4g} ({r.wall_seconds:.0f} s) → {out}")
+    if a.predictions:  # keep the test-set predictions beside the table (the run folders are not part of the repository)
+        dest = Path(a.predictions); dest.mkdir(parents=True, exist_ok=True)
+        for r in table.itertuples():
+            src, tgt = Path(r.run_dir) / 'predictions.csv', dest / f"{r.model}_{r.task}_{r.profile}.csv"
+            if src.exists() and not tgt.exists(): write_text(tgt, src.read_text())
 
 if __name__ == '__main__':
     main()
