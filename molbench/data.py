@@ -5,13 +5,13 @@
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/06_data.ipynb #940b1d68
+# %% ../nbs/06_data.ipynb #ead5bca8
 from .qm9 import load_qm9, load_qm9_table, qm9_splits, qm9_statistics, QM9_UNITS, QM9_PROPERTIES, Molecule, QM9Dataset
 from .crystals import load_crystals, Crystal, CrystalDataset, CRYSTAL_SETS, CRYSTAL_SPLITS, write_cif
 from .boomdata import load_boom, boom_splits, boom_exclusions, BOOM_TASKS, BOOM_UNITS, BOOM_SPLITS
 from .batching import collate, make_loader, to_pyg, unbatch
 
-# %% ../nbs/06_data.ipynb #e2e807ea
+# %% ../nbs/06_data.ipynb #b3a6e115
 __all__ = ['load_qm9', 'load_qm9_table', 'qm9_splits', 'qm9_statistics', 'QM9_UNITS', 'QM9_PROPERTIES', 'Molecule',
            'QM9Dataset', 'load_crystals', 'Crystal', 'CrystalDataset', 'CRYSTAL_SETS', 'CRYSTAL_SPLITS', 'write_cif',
            'load_boom', 'boom_splits', 'boom_exclusions', 'BOOM_TASKS', 'BOOM_UNITS', 'BOOM_SPLITS',

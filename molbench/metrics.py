@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/13_metrics.ipynb #4abaebbb
+# %% ../nbs/13_metrics.ipynb #e6d265c0
 from .metrics_mol import (evaluate_molecules, molecule_reference, smiles_from_edm, MoleculeReference,
                                   METRIC_UNITS)
 from .metrics_crystal import evaluate_crystals, crystal_reference, CrystalReference, CRYSTAL_METRIC_UNITS
