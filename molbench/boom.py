@@ -43,7 +43,7 @@ def get_model(name: str, **overrides) -> PropertyModel:
     importlib.import_module(MODEL_MODULES[name])
     return PROPERTY_MODELS.get(name)(**overrides)
 
-# %% ../nbs/51_boom_runner.ipynb #4ea0cd20
+# %% ../nbs/51_boom_runner.ipynb #8d2aeaee
 @dataclass
 class Profile:
     "How much data and compute one BOOM run gets."
@@ -51,6 +51,7 @@ class Profile:
     n_train: int | None = None    # training molecules (seeded subsample); None = the whole training split
     n_test: int | None = None     # molecules per test split (ID, OOD); None = all
     overrides: dict = field(default_factory=dict)  # family → {config field: value}; '*' = every family with that field
+    exclusions: str = 'embed'     # 'embed': molecules that fail to parse or embed (BOOM's shared list); 'parse': parse only
 
     def config_for(self, model: str, config_cls) -> dict:
         "The overrides that apply to family `model` whose config dataclass is `config_cls`."
@@ -63,9 +64,9 @@ class Profile:
     def from_yaml(cls, text: str) -> 'Profile': return cls(**yaml.safe_load(text))
 
 PROFILES = {
-    'smoke': Profile('smoke', n_train=64, n_test=32, overrides={
-        '*': dict(epochs=2, max_steps=3, batch_size=16, patience=2),
-        'rf': dict(n_estimators=8), 'chemprop': dict(epochs=1)}),
+    'smoke': Profile('smoke', n_train=64, n_test=32, overrides={   # a wiring check: parse-only exclusions, so a fresh
+        '*': dict(epochs=2, max_steps=3, batch_size=16, patience=2),  # cache never embeds all 10k molecules first
+        'rf': dict(n_estimators=8), 'chemprop': dict(epochs=1)}, exclusions='parse'),
     'cpu': Profile('cpu', n_train=10_000, n_test=2_000, overrides={
         '*': dict(epochs=30, patience=5, batch_size=64),
         'rf': dict(n_estimators=200, max_features=0.1), 'mlp': dict(epochs=100, patience=10)}),
@@ -90,7 +91,7 @@ def regression_metrics(y, y_pred) -> dict:
     return dict(rmse=float(np.sqrt(ss_res / len(y))), mae=float(np.abs(y - p).mean()),
                 r2=float(1 - ss_res / ss_tot) if ss_tot > 0 else float('nan'), n=int(len(y)), n_missing=int((~ok).sum()))
 
-# %% ../nbs/51_boom_runner.ipynb #4115eef4
+# %% ../nbs/51_boom_runner.ipynb #79c5af57
 SPLITS = ('train', 'id', 'ood')  # BOOM's three splits: training, in-distribution test, out-of-distribution test
 
 def _boom_loader():
@@ -105,24 +106,30 @@ def boom_task_names() -> list[str]:
 def load_splits(task: str, profile: Profile, geometry: bool = False, seed: int = 0, loader=None, data_dir=None):
     "({split: frame}, excluded frame) for `task`: unusable rows removed and listed, then subsampled as `profile` says."
     from molbench.boom_models import parse_smiles
+    default = loader is None            # the BOOM loader: geometry is attached after subsampling (embedding is lazy)
     loader = loader or _boom_loader()
     frames, excluded = {}, []
     for split in SPLITS:
-        df = loader(task, split, geometry=geometry, data_dir=data_dir, exclude=True, progress=False)
+        df = loader(task, split, geometry=geometry and not default, data_dir=data_dir, progress=False,
+                    exclude=True if profile.exclusions == 'embed' else 'parse')
         if df.attrs.get('excluded'):       # the loader's own exclusions (the same molecules for every model)
             excluded.append(pd.DataFrame(df.attrs['excluded'], columns=['id', 'smiles', 'reason']).assign(split=split))
         df = df.reset_index(drop=True)
         bad = np.array([parse_smiles(s) is None for s in df.smiles], dtype=bool)
-        reason = np.where(bad, 'SMILES does not parse', '')
-        if geometry:
-            nogeo = np.array([not (isinstance(z, np.ndarray) and len(z) > 0 and p is not None) for z, p in zip(df.z, df.pos)])
-            reason = np.where(~bad & nogeo, 'geometry unavailable', reason); bad |= nogeo
         if bad.any():
-            excluded.append(df.loc[bad, ['id', 'smiles']].assign(split=split, reason=reason[bad]))
+            excluded.append(df.loc[bad, ['id', 'smiles']].assign(split=split, reason='SMILES does not parse'))
         df = df[~bad].reset_index(drop=True)
         n = profile.n_train if split == 'train' else profile.n_test
         if n is not None and len(df) > n:
             df = df.iloc[np.sort(np.random.default_rng(seed).choice(len(df), n, replace=False))].reset_index(drop=True)
+        if geometry and default:
+            from molbench.boomdata import add_geometry
+            df = add_geometry(df, task, data_dir, progress=False)
+        if geometry:
+            nogeo = np.array([not (isinstance(z, np.ndarray) and len(z) > 0 and p is not None) for z, p in zip(df.z, df.pos)])
+            if nogeo.any():
+                excluded.append(df.loc[nogeo, ['id', 'smiles']].assign(split=split, reason='geometry unavailable'))
+            df = df[~nogeo].reset_index(drop=True)
         frames[split] = df
     ex = pd.concat(excluded, ignore_index=True) if excluded else pd.DataFrame(columns=['id', 'smiles', 'split', 'reason'])
     return frames, ex

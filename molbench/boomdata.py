@@ -18,7 +18,7 @@ from .store import RemoteFile, fetch
 __all__ = ['BOOM_TASKS', 'BOOM_UNITS', 'BOOM_SPLITS', 'BOOM_DATASETS', 'BOOM_OOD_K', 'BOOM_SEED', 'LLNL_FILES',
            'CONFORMER_RECIPE', 'task_dataset', 'scott_bandwidth', 'kde_scores', 'ood_mask', 'kde_ood_split', 'load_10k',
            'splits_10k', 'splits_qm9', 'boom_splits', 'embed_conformer', 'ConformerCache', 'boom_conformers',
-           'boom_exclusions', 'load_boom']
+           'boom_exclusions', 'add_geometry', 'load_boom']
 
 # %% ../nbs/04_boom_data.ipynb #f9671dc1
 BOOM_TASKS = ('density', 'hof', 'mu', 'alpha', 'homo', 'lumo', 'gap', 'r2', 'zpve', 'cv')  # the ten BOOM tasks
@@ -263,7 +263,7 @@ def boom_conformers(ids=None, data_dir=None, progress: bool = True) -> dict:
     "{id: (z, pos, mmff_status) or failure reason} of 10k-set molecules (seeded ETKDG + MMFF, cached)."
     return ConformerCache(data_dir).get(ids, progress=progress)
 
-# %% ../nbs/04_boom_data.ipynb #2b5f5945
+# %% ../nbs/04_boom_data.ipynb #8ec84d6b
 def _unparsable(smiles) -> list:
     from rdkit import Chem, RDLogger
     RDLogger.DisableLog('rdApp.*')
@@ -271,16 +271,18 @@ def _unparsable(smiles) -> list:
 
 def boom_exclusions(dataset: str = '10k',  # '10k' or 'qm9'
                     data_dir=None,
-                    progress: bool = True
+                    progress: bool = True,
+                    embed: bool = True          # 10k: also molecules ETKDG/MMFF cannot embed (embeds all 10k once, ~0.05 s each)
                    ) -> pd.DataFrame:
     "Molecules no model can use (id, smiles, reason), computed once and saved in the cache."
     check_choice('BOOM data set', dataset, BOOM_DATASETS)
     sp = boom_splits(dataset, data_dir)
     key = hashlib.sha256(sp['smiles'].str.cat(sep='\n').encode()).hexdigest()[:20]
-    extra = CONFORMER_RECIPE if dataset == '10k' else 'rdkit-parse'
+    embed = embed and dataset == '10k'
+    extra = CONFORMER_RECIPE if embed else 'rdkit-parse'
     path = cache_dir('boom') / f'exclusions_{dataset}_{key}_{extra}.json'
     if path.exists(): return pd.DataFrame(read_json(path)['excluded'], columns=['id', 'smiles', 'reason'])
-    if dataset == '10k':
+    if embed:
         cc = ConformerCache(data_dir); cc.get(None, progress=progress)
         ex = cc.failures()
     else:
@@ -291,7 +293,7 @@ def boom_exclusions(dataset: str = '10k',  # '10k' or 'qm9'
                       'excluded': ex.astype({'id': int}).values.tolist()})
     return ex
 
-# %% ../nbs/04_boom_data.ipynb #1465177c
+# %% ../nbs/04_boom_data.ipynb #ae9fc388
 def _qm9_geometry(ids) -> tuple[list, list]:
     from molbench.qm9 import qm9_data
     d = qm9_data()
@@ -299,11 +301,30 @@ def _qm9_geometry(ids) -> tuple[list, list]:
     pos = [d.pos[d.offsets[i]:d.offsets[i + 1]].astype(np.float32) for i in ids]
     return z, pos
 
+def add_geometry(df: pd.DataFrame,        # frame with an `id` column (molecules of `task`'s data set)
+                 task: str,               # a BOOM task (selects 10k conformers or QM9 DFT positions)
+                 data_dir=None, progress: bool = True) -> pd.DataFrame:
+    "`df` with `z`, `pos` columns: seeded ETKDG+MMFF conformers (10k; None where embedding failed) or QM9's DFT positions."
+    df = df.copy()
+    if task_dataset(task) == '10k':
+        geo = boom_conformers(df['id'].tolist(), data_dir, progress)
+        recs = [geo[i] for i in df['id'].tolist()]
+        df['z'] = [None if isinstance(r, str) else r[0] for r in recs]
+        df['pos'] = [None if isinstance(r, str) else r[1] for r in recs]
+        bad = [(i, r) for i, r in zip(df['id'], recs) if isinstance(r, str)]
+        if bad:
+            warnings.warn(f"{task}: {len(bad)} molecules have no conformer (z, pos = None): "
+                          + ', '.join(f'id {i} ({r})' for i, r in bad[:10]) + (' …' if len(bad) > 10 else ''))
+    else:
+        df['z'], df['pos'] = _qm9_geometry(df['id'].tolist())
+    return df
+
 def load_boom(task: str,                 # one of BOOM_TASKS
               split: str = 'train',      # 'train', 'id' or 'ood'
               geometry: bool = False,    # add z and pos columns
               data_dir=None,             # data folder for the 10k CSVs
-              exclude: bool = False,     # drop `boom_exclusions()` (the same molecules for every model)
+              exclude=False,             # drop `boom_exclusions()` (the same molecules for every model); 'parse': only
+                                         # unparsable SMILES (skips embedding all 10k molecules once, for quick checks)
               n: int | None = None,      # only the first n molecules of the split (quick tests)
               progress: bool = True
              ) -> pd.DataFrame:
@@ -312,23 +333,13 @@ def load_boom(task: str,                 # one of BOOM_TASKS
     check_choice('split', split, BOOM_SPLITS)
     sp = boom_splits(dataset, data_dir)
     df = sp.loc[sp[f'{task}_split'] == split, ['id', 'smiles', task]].rename(columns={task: 'y'}).reset_index(drop=True)
+    if exclude not in (True, False, 'parse'): raise ValueError(f"exclude must be True, False or 'parse', not {exclude!r}")
     if exclude:
-        ex = boom_exclusions(dataset, data_dir, progress)
+        ex = boom_exclusions(dataset, data_dir, progress, embed=exclude is True)
         drop = df['id'].isin(ex['id'])
         df = df[~drop].reset_index(drop=True)
         df.attrs['excluded'] = ex[ex['id'].isin(sp.loc[sp[f'{task}_split'] == split, 'id'])].values.tolist()
     if n is not None: df = df.iloc[:n].reset_index(drop=True)
-    if geometry:
-        if dataset == '10k':
-            geo = boom_conformers(df['id'].tolist(), data_dir, progress)
-            recs = [geo[i] for i in df['id'].tolist()]
-            df['z'] = [None if isinstance(r, str) else r[0] for r in recs]
-            df['pos'] = [None if isinstance(r, str) else r[1] for r in recs]
-            bad = [(i, r) for i, r in zip(df['id'], recs) if isinstance(r, str)]
-            if bad:
-                warnings.warn(f"{task}/{split}: {len(bad)} molecules have no conformer (z, pos = None): "
-                              + ', '.join(f'id {i} ({r})' for i, r in bad[:10]) + (' …' if len(bad) > 10 else ''))
-        else:
-            df['z'], df['pos'] = _qm9_geometry(df['id'].tolist())
+    if geometry: df = add_geometry(df, task, data_dir, progress)
     df.attrs.update(task=task, split=split, units=BOOM_UNITS[task], dataset=dataset)
     return df
