@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARCH ?= pairformer
 GEN ?= flow_matching
+PARAMS ?=            # extra papermill arguments, e.g. PARAMS='-f params/smoke.yaml -p dataset perov5'
 
 .PHONY: setup test test-slow book train clean-book
 
@@ -29,7 +30,7 @@ book: setup
 
 train: setup
 	mkdir -p runs
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/papermill nbs/train.ipynb runs/train-$(ARCH)-$(GEN).ipynb -k python3 -p arch $(ARCH) -p gen $(GEN)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/papermill nbs/train.ipynb runs/train-$(ARCH)-$(GEN).ipynb -k python3 -p arch $(ARCH) -p gen $(GEN) $(PARAMS)
 
 clean-book:
 	rm -rf _build book/_static/vendor
