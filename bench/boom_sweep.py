@@ -3,16 +3,25 @@
 
 The table is rewritten atomically after every (model, task) pair, so an interrupted sweep keeps what it finished and a
 rerun skips the pairs already in it. Every pair also has its own run folder (metrics.json, predictions, parity plot).
+With --jobs N, N pairs run at once in separate processes (one thread each unless OMP_NUM_THREADS says otherwise); the
+table is still written by this process only.
 
 Usage: OMP_NUM_THREADS=1 python bench/boom_sweep.py --models rf,chemprop --tasks all --profile cpu --out results/boom_cpu.csv
 """
 from __future__ import annotations
-import argparse, sys
+import argparse, os, sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+def _run_pair(model, task, profile, runs_root, seed):
+    import torch
+    torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', '1')))
+    from molbench.boom import sweep
+    return sweep([model], [task], profile, run_dir=runs_root, seed=seed).assign(profile=profile, seed=seed)
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -20,29 +29,47 @@ def main(argv=None):
     ap.add_argument('--tasks', default='all', help="comma-separated BOOM tasks, or 'all'")
     ap.add_argument('--profile', default='cpu', help='smoke | cpu | gpu (or a YAML path)')
     ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--jobs', type=int, default=1, help='pairs run at once, each in its own process')
     ap.add_argument('--runs-root', default=str(ROOT / 'runs' / 'boom'))
     ap.add_argument('--out', required=True, help='results CSV')
     ap.add_argument('--predictions', default=None,
                     help='folder that receives each pair\'s ID/OOD predictions as <model>_<task>_<profile>.csv (for the book)')
     a = ap.parse_args(argv)
-    from molbench.boom import sweep, available_models
+    from molbench.boom import available_models
     from molbench.boomdata import BOOM_TASKS
     from molbench.core import check_choice, write_text
     models = a.models.split(',')
     for m in models: check_choice('model', m, available_models())
     tasks = list(BOOM_TASKS) if a.tasks == 'all' else a.tasks.split(',')
     for t in tasks: check_choice('task', t, BOOM_TASKS)
+    if a.jobs < 1: ap.error(f'--jobs must be at least 1, got {a.jobs}')
     out = Path(a.out)
     table = pd.read_csv(out) if out.exists() else pd.DataFrame()
+    todo = []
     for task in tasks:
         for model in models:
             if len(table) and ((table['model'] == model) & (table['task'] == task) & (table['profile'] == a.profile)).any():
-                print(f"{model} on {task}: already in {out}, skipped"); continue
-            row = sweep([model], [task], a.profile, run_dir=a.runs_root, seed=a.seed).assign(profile=a.profile, seed=a.seed)
-            table = pd.concat([table, row], ignore_index=True)
-            write_text(out, table.to_csv(index=False))
-            r = row.iloc[0]
-            print(f"{model} on {task}: ID RMSE {r.id_rmse:.4g}, OOD RMSE {r.ood_rmse:.4g} ({r.wall_seconds:.0f} s) → {out}")
+                print(f"{model} on {task}: already in {out}, skipped")
+            else: todo.append((model, task))
+
+    def record(row):
+        nonlocal table
+        table = pd.concat([table, row], ignore_index=True)
+        write_text(out, table.to_csv(index=False))
+        r = row.iloc[0]
+        print(f"{r.model} on {r.task}: ID RMSE {r.id_rmse:.4g}, OOD RMSE {r.ood_rmse:.4g} ({r.wall_seconds:.0f} s, "
+              f"stopped: {r.get('stop_reason', '') or 'n/a'}) → {out}", flush=True)
+
+    if a.jobs == 1:
+        for model, task in todo: record(_run_pair(model, task, a.profile, a.runs_root, a.seed))
+    else:
+        import multiprocessing as mp
+        with ProcessPoolExecutor(a.jobs, mp_context=mp.get_context('spawn')) as ex:
+            futs = {ex.submit(_run_pair, m, t, a.profile, a.runs_root, a.seed): (m, t) for m, t in todo}
+            for f in as_completed(futs):
+                try: record(f.result())
+                except Exception as e:   # one failing pair must not lose the others: report it, keep going
+                    print(f"{futs[f][0]} on {futs[f][1]}: FAILED ({type(e).__name__}: {e})", file=sys.stderr, flush=True)
     if a.predictions:  # keep the test-set predictions beside the table (the run folders are not part of the repository)
         dest = Path(a.predictions); dest.mkdir(parents=True, exist_ok=True)
         for r in table.itertuples():

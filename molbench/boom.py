@@ -67,8 +67,8 @@ PROFILES = {
     'smoke': Profile('smoke', n_train=64, n_test=32, overrides={   # a wiring check: parse-only exclusions, so a fresh
         '*': dict(epochs=2, max_steps=3, batch_size=16, patience=2),  # cache never embeds all 10k molecules first
         'rf': dict(n_estimators=8), 'chemprop': dict(epochs=1)}, exclusions='parse'),
-    'cpu': Profile('cpu', n_train=10_000, n_test=2_000, overrides={
-        '*': dict(epochs=30, patience=5, batch_size=64),
+    'cpu': Profile('cpu', n_train=10_000, n_test=2_000, overrides={   # equal compute: ≤ 5 minutes of training each
+        '*': dict(epochs=30, patience=5, batch_size=64, max_minutes=5.0),
         'rf': dict(n_estimators=200, max_features=0.1), 'mlp': dict(epochs=100, patience=10)}),
     'gpu': Profile('gpu', n_train=None, n_test=None, overrides={'*': dict(epochs=300, patience=30)}),
 }
@@ -211,7 +211,8 @@ def run_boom(model,                 # registry name (see `available_models()`) o
                id=metrics['id'], ood=metrics['ood'],
                ood_id_rmse_ratio=metrics['ood']['rmse'] / metrics['id']['rmse'] if metrics['id']['rmse'] > 0 else float('nan'),
                n_train=len(frames['train']), n_excluded=len(excluded),
-               fit_seconds=fit_s, wall_seconds=time.perf_counter() - t0, run_dir=str(d))
+               fit_seconds=fit_s, wall_seconds=time.perf_counter() - t0, run_dir=str(d),
+               training={k: getattr(m, k) for k in ('epochs_run', 'stop_reason', 'train_seconds') if hasattr(m, k)})
     atomic_write(d / 'predictions.csv', lambda p: pred.to_csv(p, index=False))
     atomic_write(d / 'excluded.csv', lambda p: excluded.to_csv(p, index=False))
     fig = parity_figure(pred, f"{name} on {task} ({prof.name}): RMSE ID {metrics['id']['rmse']:.4g}, "
@@ -244,6 +245,7 @@ def sweep(models, tasks, profile='smoke', run_dir=None, seed: int = 0, loader=No
                              n_id=r['id']['n'], n_ood=r['ood']['n'],
                              id_rmse=r['id']['rmse'], ood_rmse=r['ood']['rmse'], ood_id_ratio=r['ood_id_rmse_ratio'],
                              id_r2=r['id']['r2'], ood_r2=r['ood']['r2'], wall_seconds=r['wall_seconds'],
+                             epochs_run=r['training'].get('epochs_run', np.nan), stop_reason=r['training'].get('stop_reason', ''),
                              paper_id_rmse=pub[0] if pub else np.nan, paper_ood_rmse=pub[1] if pub else np.nan,
                              paper_molformer_ood_rmse=mol[1] if mol else np.nan, run_dir=r['run_dir']))
     return pd.DataFrame(rows)

@@ -5,13 +5,14 @@
 # %% ../nbs/52_boom_chemprop.ipynb #01dfdd8f
 from __future__ import annotations
 import tempfile, warnings, logging
+from datetime import timedelta
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .core import PROPERTY_MODELS, get_device
-from .boom_models import PropertyModel, TorchConfig, parse_smiles
+from .boom_models import PropertyModel, TorchConfig, TrainClock, parse_smiles
 
 # %% auto #0
 __all__ = ['ChempropConfig', 'ChempropModel']
@@ -65,13 +66,18 @@ class ChempropModel(PropertyModel):
         with tempfile.TemporaryDirectory() as ckdir, warnings.catch_warnings():
             warnings.simplefilter('ignore')
             ck = ModelCheckpoint(dirpath=ckdir, monitor='val_loss', mode='min', save_top_k=1, save_weights_only=True)
+            es = EarlyStopping('val_loss', patience=c.patience, mode='min', check_on_train_epoch_end=False)
+            clock = TrainClock(c.max_minutes)
             tr_ = self._trainer(max_epochs=c.epochs, max_steps=c.max_steps or -1, enable_checkpointing=True,
-                                callbacks=[EarlyStopping('val_loss', patience=c.patience, mode='min', check_on_train_epoch_end=False), ck],
-                                gradient_clip_val=c.grad_clip)
+                                max_time=None if c.max_minutes is None else timedelta(minutes=c.max_minutes),
+                                callbacks=[es, ck], gradient_clip_val=c.grad_clip)
             tr_.fit(self.net, ltr, lva)
             if ck.best_model_path:
                 self.net.load_state_dict(torch.load(ck.best_model_path, weights_only=False)['state_dict'])
-        self.epochs_run = tr_.current_epoch
+        self.epochs_run, self.train_seconds = tr_.current_epoch, clock.seconds
+        self.stop_reason = ('patience' if es.stopped_epoch else
+                            'max_steps' if c.max_steps and tr_.global_step >= c.max_steps else
+                            'epochs' if tr_.current_epoch >= c.epochs else 'time')
 
     def _predict(self, df):
         from chemprop import data

@@ -19,8 +19,8 @@ from .core import PROPERTY_MODELS, set_seed, get_device
 __all__ = ['DESCRIPTOR_NAMES', 'N_MORGAN', 'ATOM_SYMBOLS', 'N_ATOM_FEATURES', 'N_BOND_FEATURES', 'Normaliser', 'carve_validation',
            'parse_smiles', 'descriptor_features', 'atom_features', 'bond_features', 'GraphFeatures', 'mol_graph',
            'to_pyg', 'embed_3d', 'geometry_of', 'with_geometry', 'radius_edges', 'encode_geometry', 'collate_geometry',
-           'mean_pool', 'BaseConfig', 'PropertyModel', 'TorchConfig', 'to_device', 'TorchPropertyModel', 'RFConfig',
-           'RandomForestModel', 'MLPConfig', 'mlp', 'MLPModel']
+           'mean_pool', 'BaseConfig', 'PropertyModel', 'TorchConfig', 'TrainClock', 'to_device', 'TorchPropertyModel',
+           'RFConfig', 'RandomForestModel', 'MLPConfig', 'mlp', 'MLPModel']
 
 # %% ../nbs/50_boom_models.ipynb #dc2908c4
 @dataclass
@@ -266,8 +266,16 @@ class TorchConfig(BaseConfig):
     weight_decay: float = 0.0      # AdamW weight decay
     patience: int = 10             # epochs without validation improvement before stopping
     max_steps: int | None = None   # hard cap on optimisation steps (smoke runs); None = no cap
+    max_minutes: float | None = None  # wall-clock budget of the supervised loop (the `cpu` profile's rule); None = none
     grad_clip: float = 10.0        # gradient-norm clip
     device: str = 'auto'           # 'auto' | 'cpu' | 'cuda'
+
+class TrainClock:
+    "A wall-clock training budget: `over()` is true once `minutes` have passed since it was made (never if None)."
+    def __init__(self, minutes: float | None): self.t0, self.minutes = time.monotonic(), minutes
+    @property
+    def seconds(self) -> float: return time.monotonic() - self.t0
+    def over(self) -> bool: return self.minutes is not None and self.seconds > 60 * self.minutes
 
 def to_device(obj, dev):
     "Move tensors (also inside dicts, lists, tuples and PyG batches) to `dev`."
@@ -307,6 +315,7 @@ class TorchPropertyModel(PropertyModel):
         opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         rng = np.random.default_rng(cfg.seed)
         best, best_state, bad, step = np.inf, None, 0, 0
+        clock, self.stop_reason = TrainClock(cfg.max_minutes), 'epochs'
         self.history = []                 # per epoch: train and validation MSE (normalised units)
         for epoch in range(cfg.epochs):
             self.net.train(); tl = []
@@ -315,13 +324,17 @@ class TorchPropertyModel(PropertyModel):
                 opt.zero_grad(); loss.backward()
                 nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)
                 opt.step(); tl.append(loss.item()); step += 1
-                if cfg.max_steps is not None and step >= cfg.max_steps: break
+                if cfg.max_steps is not None and step >= cfg.max_steps: self.stop_reason = 'max_steps'; break
+                if clock.over(): self.stop_reason = 'time'; break      # a cut epoch is still validated below
             val = float(np.mean((self._forward_all(vitems) - y_val) ** 2))
-            self.history.append({'epoch': epoch, 'step': step, 'train_mse': float(np.mean(tl)), 'val_mse': val})
+            self.history.append({'epoch': epoch, 'step': step, 'train_mse': float(np.mean(tl)), 'val_mse': val,
+                                 'seconds': clock.seconds})
             if val < best: best, best_state, bad = val, copy.deepcopy(self.net.state_dict()), 0
             else: bad += 1
-            if bad >= cfg.patience or (cfg.max_steps is not None and step >= cfg.max_steps): break
+            if bad >= cfg.patience: self.stop_reason = 'patience'
+            if self.stop_reason != 'epochs': break
         if best_state is not None: self.net.load_state_dict(best_state)
+        self.epochs_run, self.train_seconds = len(self.history), clock.seconds
 
     def _predict(self, df): return self._forward_all(self.encode(df))
 

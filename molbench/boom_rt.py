@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .core import PROPERTY_MODELS, get_device
-from .boom_models import PropertyModel, TorchConfig
+from .boom_models import PropertyModel, TorchConfig, TrainClock
 from .boom_transformers import SmilesTokenizer, SPECIAL_TOKENS, PAD, UNK, CLS, SEP, MASK
 
 # %% auto #0
@@ -109,6 +109,7 @@ class RegressionTransformerModel(PropertyModel):
         opt = torch.optim.AdamW(self.net.parameters(), lr=c.lr, weight_decay=c.weight_decay)
         rng, smiles = np.random.default_rng(c.seed), tr.smiles.tolist()
         best, best_state, bad, step, self.history = np.inf, None, 0, 0, []
+        clock, self.stop_reason = TrainClock(c.max_minutes), 'epochs'
         for epoch in range(c.epochs):
             self.net.train(); losses = []
             perm = rng.permutation(len(smiles))
@@ -118,12 +119,16 @@ class RegressionTransformerModel(PropertyModel):
                 loss = self.net(**self._xlnet_inputs(ids, am), labels=lab.to(self.device).contiguous()).loss
                 opt.zero_grad(); loss.backward(); nn.utils.clip_grad_norm_(self.net.parameters(), c.grad_clip); opt.step()
                 losses.append(loss.item()); step += 1
-                if c.max_steps is not None and step >= c.max_steps: break
+                if c.max_steps is not None and step >= c.max_steps: self.stop_reason = 'max_steps'; break
+                if clock.over(): self.stop_reason = 'time'; break
             val = float(np.mean((self._decode(va.smiles.tolist()) - np.clip(yva, -LIMIT, LIMIT)) ** 2))
-            self.history.append({'epoch': epoch, 'step': step, 'train_ce': float(np.mean(losses)), 'val_mse': val})
+            self.history.append({'epoch': epoch, 'step': step, 'train_ce': float(np.mean(losses)), 'val_mse': val,
+                                 'seconds': clock.seconds})
             if val < best: best, best_state, bad = val, copy.deepcopy(self.net.state_dict()), 0
             else: bad += 1
-            if bad >= c.patience or (c.max_steps is not None and step >= c.max_steps): break
+            if bad >= c.patience: self.stop_reason = 'patience'
+            if self.stop_reason != 'epochs': break
         if best_state is not None: self.net.load_state_dict(best_state)
+        self.epochs_run, self.train_seconds = len(self.history), clock.seconds
 
     def _predict(self, df): return self._decode(df.smiles.tolist())
