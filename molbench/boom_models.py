@@ -19,8 +19,8 @@ from .core import PROPERTY_MODELS, set_seed, get_device
 __all__ = ['DESCRIPTOR_NAMES', 'N_MORGAN', 'ATOM_SYMBOLS', 'N_ATOM_FEATURES', 'N_BOND_FEATURES', 'Normaliser', 'carve_validation',
            'parse_smiles', 'descriptor_features', 'atom_features', 'bond_features', 'GraphFeatures', 'mol_graph',
            'to_pyg', 'embed_3d', 'geometry_of', 'with_geometry', 'radius_edges', 'encode_geometry', 'collate_geometry',
-           'mean_pool', 'BaseConfig', 'PropertyModel', 'TorchConfig', 'TrainClock', 'to_device', 'TorchPropertyModel',
-           'RFConfig', 'RandomForestModel', 'MLPConfig', 'mlp', 'MLPModel']
+           'mean_pool', 'BaseConfig', 'PropertyModel', 'TorchConfig', 'TrainClock', 'TrainingLoop', 'to_device',
+           'TorchPropertyModel', 'RFConfig', 'RandomForestModel', 'MLPConfig', 'mlp', 'MLPModel']
 
 # %% ../nbs/50_boom_models.ipynb #dc2908c4
 @dataclass
@@ -277,6 +277,32 @@ class TrainClock:
     def seconds(self) -> float: return time.monotonic() - self.t0
     def over(self) -> bool: return self.minutes is not None and self.seconds > 60 * self.minutes
 
+class TrainingLoop:
+    "Bookkeeping shared by every supervised loop: step and time caps, best weights by validation loss, patience, why it stopped."
+    def __init__(self, cfg: TorchConfig):
+        self.cfg, self.clock = cfg, TrainClock(cfg.max_minutes)
+        self.best, self.best_state, self.bad, self.step, self.history = np.inf, None, 0, 0, []
+        self.stop_reason = 'epochs'       # 'epochs' until a cap or patience ends training first
+    def after_step(self) -> bool:
+        "Count one optimiser step; True when the epoch must end now (step cap or time budget reached)."
+        self.step += 1
+        if self.cfg.max_steps is not None and self.step >= self.cfg.max_steps: self.stop_reason = 'max_steps'
+        elif self.clock.over(): self.stop_reason = 'time'
+        return self.stop_reason != 'epochs'
+    def after_epoch(self, net: nn.Module, val: float, **record) -> bool:
+        "Log the epoch (`record`: e.g. its training loss), keep `net`'s best weights by `val`; True when training must stop."
+        self.history.append({'epoch': len(self.history), 'step': self.step, **record, 'val_mse': val,
+                             'seconds': self.clock.seconds})
+        if val < self.best: self.best, self.best_state, self.bad = val, copy.deepcopy(net.state_dict()), 0
+        else: self.bad += 1
+        if self.bad >= self.cfg.patience and self.stop_reason == 'epochs': self.stop_reason = 'patience'
+        return self.stop_reason != 'epochs'
+    def finish(self, model, net: nn.Module):
+        "Restore the best weights into `net`; record history, epochs_run, stop_reason and train_seconds on `model`."
+        if self.best_state is not None: net.load_state_dict(self.best_state)
+        model.history, model.epochs_run = self.history, len(self.history)
+        model.stop_reason, model.train_seconds = self.stop_reason, self.clock.seconds
+
 def to_device(obj, dev):
     "Move tensors (also inside dicts, lists, tuples and PyG batches) to `dev`."
     if hasattr(obj, 'to') and not isinstance(obj, (dict, list, tuple)): return obj.to(dev)
@@ -314,27 +340,18 @@ class TorchPropertyModel(PropertyModel):
         self.net = self.build(items).to(self.device)
         opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         rng = np.random.default_rng(cfg.seed)
-        best, best_state, bad, step = np.inf, None, 0, 0
-        clock, self.stop_reason = TrainClock(cfg.max_minutes), 'epochs'
-        self.history = []                 # per epoch: train and validation MSE (normalised units)
+        loop = TrainingLoop(cfg)          # history: per epoch, train and validation MSE (normalised units)
         for epoch in range(cfg.epochs):
             self.net.train(); tl = []
             for b, yb in self._batches(items, y_train, shuffle=True, rng=rng):
                 loss = nn.functional.mse_loss(self.net(b).reshape(-1).float(), yb)
                 opt.zero_grad(); loss.backward()
                 nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)
-                opt.step(); tl.append(loss.item()); step += 1
-                if cfg.max_steps is not None and step >= cfg.max_steps: self.stop_reason = 'max_steps'; break
-                if clock.over(): self.stop_reason = 'time'; break      # a cut epoch is still validated below
+                opt.step(); tl.append(loss.item())
+                if loop.after_step(): break           # step cap or time budget: the cut epoch is still validated
             val = float(np.mean((self._forward_all(vitems) - y_val) ** 2))
-            self.history.append({'epoch': epoch, 'step': step, 'train_mse': float(np.mean(tl)), 'val_mse': val,
-                                 'seconds': clock.seconds})
-            if val < best: best, best_state, bad = val, copy.deepcopy(self.net.state_dict()), 0
-            else: bad += 1
-            if bad >= cfg.patience: self.stop_reason = 'patience'
-            if self.stop_reason != 'epochs': break
-        if best_state is not None: self.net.load_state_dict(best_state)
-        self.epochs_run, self.train_seconds = len(self.history), clock.seconds
+            if loop.after_epoch(self.net, val, train_mse=float(np.mean(tl))): break
+        loop.finish(self, self.net)
 
     def _predict(self, df): return self._forward_all(self.encode(df))
 

@@ -4,7 +4,6 @@
 
 # %% ../nbs/59_boom_rt.ipynb #10a00615
 from __future__ import annotations
-import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,7 +11,7 @@ import torch
 from torch import nn
 
 from .core import PROPERTY_MODELS, get_device
-from .boom_models import PropertyModel, TorchConfig, TrainClock
+from .boom_models import PropertyModel, TorchConfig, TrainingLoop
 from .boom_transformers import SmilesTokenizer, SPECIAL_TOKENS, PAD, UNK, CLS, SEP, MASK
 
 # %% auto #0
@@ -108,8 +107,7 @@ class RegressionTransformerModel(PropertyModel):
                                                 bos_token_id=CLS, eos_token_id=SEP)).to(self.device)
         opt = torch.optim.AdamW(self.net.parameters(), lr=c.lr, weight_decay=c.weight_decay)
         rng, smiles = np.random.default_rng(c.seed), tr.smiles.tolist()
-        best, best_state, bad, step, self.history = np.inf, None, 0, 0, []
-        clock, self.stop_reason = TrainClock(c.max_minutes), 'epochs'
+        loop = TrainingLoop(c)
         for epoch in range(c.epochs):
             self.net.train(); losses = []
             perm = rng.permutation(len(smiles))
@@ -118,17 +116,10 @@ class RegressionTransformerModel(PropertyModel):
                 ids, am, lab = self._encode([smiles[k] for k in j], ytr[j])
                 loss = self.net(**self._xlnet_inputs(ids, am), labels=lab.to(self.device).contiguous()).loss
                 opt.zero_grad(); loss.backward(); nn.utils.clip_grad_norm_(self.net.parameters(), c.grad_clip); opt.step()
-                losses.append(loss.item()); step += 1
-                if c.max_steps is not None and step >= c.max_steps: self.stop_reason = 'max_steps'; break
-                if clock.over(): self.stop_reason = 'time'; break
+                losses.append(loss.item())
+                if loop.after_step(): break
             val = float(np.mean((self._decode(va.smiles.tolist()) - np.clip(yva, -LIMIT, LIMIT)) ** 2))
-            self.history.append({'epoch': epoch, 'step': step, 'train_ce': float(np.mean(losses)), 'val_mse': val,
-                                 'seconds': clock.seconds})
-            if val < best: best, best_state, bad = val, copy.deepcopy(self.net.state_dict()), 0
-            else: bad += 1
-            if bad >= c.patience: self.stop_reason = 'patience'
-            if self.stop_reason != 'epochs': break
-        if best_state is not None: self.net.load_state_dict(best_state)
-        self.epochs_run, self.train_seconds = len(self.history), clock.seconds
+            if loop.after_epoch(self.net, val, train_ce=float(np.mean(losses))): break
+        loop.finish(self, self.net)
 
     def _predict(self, df): return self._decode(df.smiles.tolist())
