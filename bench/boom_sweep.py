@@ -2,7 +2,9 @@
 """Run BOOM model families on tasks under one profile and write the results table (ours beside BOOM's published RMSEs).
 
 The table is rewritten atomically after every (model, task) pair, so an interrupted sweep keeps what it finished and a
-rerun skips the pairs already in it. Every pair also has its own run folder (metrics.json, predictions, parity plot).
+rerun skips the pairs already in it; rows are merged by (model, task, profile, seed), so none is ever duplicated. Every
+pair also has its own run folder (metrics.json, predictions, parity plot); a pair killed before its row was written is
+run again in a new folder (BOOM runs are short and never overwrite a folder).
 With --jobs N, N pairs run at once in separate processes (one thread each unless OMP_NUM_THREADS says otherwise); the
 table is still written by this process only.
 
@@ -16,6 +18,22 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+KEY = ('model', 'task', 'profile', 'seed')   # one row per (model, task) pair of a profile and seed
+
+def merge_rows(table: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    "`table` with `new`'s rows added, replacing any earlier row of the same (model, task, profile, seed): never a duplicate."
+    key = [k for k in KEY if k in new.columns and (table.empty or k in table.columns)]
+    if not len(table): return new.reset_index(drop=True)
+    stale = pd.MultiIndex.from_frame(table[key].astype(str)).isin(pd.MultiIndex.from_frame(new[key].astype(str)))
+    return pd.concat([table[~stale], new], ignore_index=True)
+
+def has_row(table: pd.DataFrame, model: str, task: str, profile: str, seed: int) -> bool:
+    "Is the pair already in the table (at this profile, and this seed where the table records seeds)?"
+    if not len(table): return False
+    hit = (table['model'] == model) & (table['task'] == task) & (table['profile'] == profile)
+    if 'seed' in table.columns: hit &= table['seed'].astype(str) == str(seed)
+    return bool(hit.any())
 
 def _run_pair(model, task, profile, runs_root, seed):
     import torch
@@ -38,6 +56,7 @@ def main(argv=None):
     from molbench.boom import available_models
     from molbench.boomdata import BOOM_TASKS
     from molbench.core import check_choice, write_text
+    from molbench.trainer import fault_point
     models = a.models.split(',')
     for m in models: check_choice('model', m, available_models())
     tasks = list(BOOM_TASKS) if a.tasks == 'all' else a.tasks.split(',')
@@ -45,16 +64,18 @@ def main(argv=None):
     if a.jobs < 1: ap.error(f'--jobs must be at least 1, got {a.jobs}')
     out = Path(a.out)
     table = pd.read_csv(out) if out.exists() else pd.DataFrame()
+    if len(table): table = table.drop_duplicates([k for k in KEY if k in table.columns], keep='last', ignore_index=True)
     todo = []
     for task in tasks:
         for model in models:
-            if len(table) and ((table['model'] == model) & (table['task'] == task) & (table['profile'] == a.profile)).any():
+            if has_row(table, model, task, a.profile, a.seed):
                 print(f"{model} on {task}: already in {out}, skipped")
             else: todo.append((model, task))
 
     def record(row):
         nonlocal table
-        table = pd.concat([table, row], ignore_index=True)
+        table = merge_rows(table, row)
+        fault_point('sweep_row')            # test hook: a kill with the pair finished, its row not yet written
         write_text(out, table.to_csv(index=False))
         r = row.iloc[0]
         print(f"{r.model} on {r.task}: ID RMSE {r.id_rmse:.4g}, OOD RMSE {r.ood_rmse:.4g} ({r.wall_seconds:.0f} s, "

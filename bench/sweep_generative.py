@@ -1,8 +1,14 @@
 #!/usr/bin/env python
 """Train, sample and evaluate every backbone × process under one profile; collect the metrics into one results file.
 
-Each combination is one `molbench.train.run` (its own run folder under --runs-root, never overwritten). The results file
-holds one row per combination: the run folder, wall time and every metric the run wrote.
+Each combination is one `molbench.train.run` in its own run folder, <runs-root>/<dataset>-<arch>-<gen>. The results file
+holds one row per combination: the run folder, this invocation's wall time, the run's metrics.json and its timing.json.
+
+Killed and rerun, a sweep loses and duplicates nothing: the results file is rewritten atomically after every combination;
+a combination already in it is skipped; one that was interrupted is continued in its folder (from its last good
+checkpoint); one that finished but was killed before its row was written is read back from its folder, not redone.
+Rows are merged by (arch, gen, dataset): a row never appears twice. (A finished run folder is reused by the same
+settings, so start a fresh sweep of the same settings under a new --runs-root.)
 
 Usage: OMP_NUM_THREADS=1 python bench/sweep_generative.py --profile default --set minutes=2 --out results/generative_qm9.json
        [--archs gnn,transformer] [--gens flow_matching] [--dataset qm9]
@@ -14,10 +20,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+KEY = ('arch', 'gen', 'dataset')   # one row per combination
+
 def parse_value(v: str):
     "'2' → 2, '0.5' → 0.5, 'true' → True, anything else stays a string."
     import yaml
     return yaml.safe_load(v)
+
+def merge_row(rows: list[dict], row: dict) -> list[dict]:
+    "`rows` with `row` in the place of any earlier row of the same (arch, gen, dataset), else appended: never a duplicate."
+    key = tuple(row[k] for k in KEY)
+    out, placed = [], False
+    for r in rows:
+        if tuple(r.get(k) for k in KEY) != key: out.append(r)
+        elif not placed: out.append(row); placed = True
+    return out if placed else out + [row]
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -30,6 +47,7 @@ def main(argv=None):
     ap.add_argument('--out', required=True, help='results JSON (rewritten atomically after every combination)')
     a = ap.parse_args(argv)
     from molbench.train import run, register_all
+    from molbench.trainer import fault_point
     from molbench.core import write_json, check_choice, ARCHS, GENS
     register_all()
     archs, gens = a.archs.split(','), a.gens.split(',')
@@ -40,20 +58,25 @@ def main(argv=None):
         if '=' not in kv: raise SystemExit(f"--set takes KEY=VALUE, got {kv!r}")
         k, v = kv.split('=', 1); extra[k] = parse_value(v)
     out = Path(a.out)
-    rows = json.loads(out.read_text())['rows'] if out.exists() else []
-    done = {(r['arch'], r['gen'], r['dataset']) for r in rows}
+    rows = []
+    for r in (json.loads(out.read_text())['rows'] if out.exists() else []): rows = merge_row(rows, r)
+    done = {tuple(r[k] for k in KEY) for r in rows}
+    command = ' '.join(['python', 'bench/sweep_generative.py'] + (argv if argv is not None else sys.argv[1:]))
     for arch in archs:
         for gen in gens:
             if (arch, gen, a.dataset) in done:
                 print(f"{arch} × {gen}: already in {out}, skipped"); continue
             t0 = time.perf_counter()
             profile = ','.join(filter(None, [a.profile, arch, gen]))
-            m = run(arch=arch, gen=gen, dataset=a.dataset, profile=profile, runs_root=a.runs_root, **extra)
-            rows.append(dict(arch=arch, gen=gen, dataset=a.dataset, profile=profile, overrides=extra,
-                             wall_s=round(time.perf_counter() - t0, 1), metrics=m))
-            write_json(out, {'command': ' '.join(['python', 'bench/sweep_generative.py'] + (argv or sys.argv[1:])),
-                             'rows': rows})
-            print(f"{arch} × {gen}: {rows[-1]['wall_s']} s → {out}")
+            run_dir = Path(a.runs_root) / f'{a.dataset}-{arch}-{gen}'
+            m = run(arch=arch, gen=gen, dataset=a.dataset, profile=profile, run_dir=str(run_dir), **extra)
+            timing = m.pop('timing'); where = m.pop('run_dir')
+            row = dict(arch=arch, gen=gen, dataset=a.dataset, profile=profile, overrides=extra, run_dir=where,
+                       wall_s=round(time.perf_counter() - t0, 1), metrics=m, timing=timing)
+            rows = merge_row(rows, row)
+            fault_point('sweep_row')                     # test hook: a kill with the run finished, its row not yet written
+            write_json(out, {'command': command, 'rows': rows})
+            print(f"{arch} × {gen}: {row['wall_s']} s → {out}")
 
 if __name__ == '__main__':
     main()

@@ -10,9 +10,13 @@ from .qm9 import load_qm9, load_qm9_table, qm9_splits, qm9_statistics, QM9_UNITS
 from .crystals import load_crystals, Crystal, CrystalDataset, CRYSTAL_SETS, CRYSTAL_SPLITS, write_cif
 from .boomdata import load_boom, boom_splits, boom_exclusions, BOOM_TASKS, BOOM_UNITS, BOOM_SPLITS
 from .batching import collate, make_loader, to_pyg, unbatch
+from .files import (load_molecules, load_structures, load_file, file_kind, MoleculeFileDataset, FileReport, Problem,
+                            NoUsableDataError, FILE_SPLITS)
 
 # %% ../nbs/06_data.ipynb #b3a6e115
 __all__ = ['load_qm9', 'load_qm9_table', 'qm9_splits', 'qm9_statistics', 'QM9_UNITS', 'QM9_PROPERTIES', 'Molecule',
            'QM9Dataset', 'load_crystals', 'Crystal', 'CrystalDataset', 'CRYSTAL_SETS', 'CRYSTAL_SPLITS', 'write_cif',
            'load_boom', 'boom_splits', 'boom_exclusions', 'BOOM_TASKS', 'BOOM_UNITS', 'BOOM_SPLITS',
-           'collate', 'make_loader', 'to_pyg', 'unbatch']
+           'collate', 'make_loader', 'to_pyg', 'unbatch',
+           'load_molecules', 'load_structures', 'load_file', 'file_kind', 'MoleculeFileDataset', 'FileReport', 'Problem',
+           'NoUsableDataError', 'FILE_SPLITS']

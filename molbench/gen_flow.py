@@ -12,10 +12,11 @@ from torch import Tensor
 from scipy.optimize import linear_sum_assignment
 from .core import GENS, Batch, assert_mean_zero, check_choice
 from .process import (Process, ProcessConfig, AffinePath, TorusPath, CondOTScheduler, ODE_SOLVERS, ode_solve,
-                              project, tangent_kind, difference, rand, State)
+                              RESIDUALS, is_residual, residual_add,
+                              project, tangent_kind, difference, rand, bc, State)
 
 # %% auto #0
-__all__ = ['kabsch_rotate', 'ot_permutation', 'FlowMatchingConfig', 'FlowMatching']
+__all__ = ['kabsch_rotate', 'ot_permutation', 'atom_ot', 'FlowMatchingConfig', 'FlowMatching']
 
 # %% ../nbs/31_flow_matching.ipynb #efdf702e
 def kabsch_rotate(x_0: Tensor,        # (..., N, 3) centred points to rotate
@@ -39,28 +40,58 @@ def ot_permutation(cost: Tensor) -> Tensor:
     perm = np.empty_like(rows); perm[cols] = rows
     return torch.as_tensor(perm, device=cost.device)
 
+# %% ../nbs/31_flow_matching.ipynb #8835924f
+def atom_ot(x_0: dict,           # noise state {'x': (B, N, 3) centred, 'h': (B, N, F)}
+            x_1: dict,           # data state, same shapes
+            node_mask: Tensor,   # (B, N) real atoms
+            rounds: int = 2,     # Hungarian ↔ Kabsch alternations
+           ) -> dict:
+    "Noise atoms permuted (Hungarian per molecule, positions + type features) and rotated (Kabsch) onto the data."
+    m = node_mask.bool()
+    x0 = {k: v.clone() for k, v in x_0.items()}
+    xr = kabsch_rotate(x0['x'], x_1['x'], m)
+    for _ in range(max(1, rounds)):
+        cost = torch.cdist(xr.double(), x_1['x'].double()) ** 2 + torch.cdist(x0['h'].double(), x_1['h'].double()) ** 2  # (B, N, N)
+        for b in range(m.shape[0]):
+            n = int(m[b].sum())
+            if n < 2: continue
+            perm = ot_permutation(cost[b, :n, :n])                          # noise atom perm[j] → data atom j
+            for k in x0: x0[k][b, :n] = x0[k][b, :n][perm]
+        xr = kabsch_rotate(x0['x'], x_1['x'], m)
+    return dict(x0, x=xr)
+
 # %% ../nbs/31_flow_matching.ipynb #26af7a1b
 @dataclass
 class FlowMatchingConfig(ProcessConfig):
     "Flow matching options."
-    solver: str = 'heun'        # ODE method for sampling: euler, midpoint, heun, rk4
+    type_scale: float = 1.0     # one-hot scale: x₁/velocity targets learn types at 1 (EDM's 0.25 hides them until t ≈ 0.85)
+    solver: str = 'midpoint'    # ODE method for sampling: euler, midpoint, heun, rk4 (never evaluated at t = 1)
+    param: str = 'velocity'     # what the backbone predicts: velocity (x_1 - x_0) or x1 (data; velocity derived)
+    residual: str = 'x'         # with param='x1': x̂_1 = x_t + σ_t · output for x (positions), all (every Euclidean variable) or none
+    residual_scale: bool = True # scale the residual by the noise level σ_t = 1 - t (preconditioning); False: x_t + output
+    residual_floor: float = 0.0 # lower bound of that scale
+    loss_weight: str = 'none'   # per-time weight of the x1 loss: none, or velocity (1/(1-t)², capped at 100: the velocity loss)
     align: bool = True          # rotate each noise draw onto its molecule (Kabsch); molecules only
+    atom_ot: bool = False       # equivariant OT: permute noise atoms onto the molecule's atoms, then Kabsch; molecules only
     ot_coupling: bool = False   # permute noise draws within the batch by minibatch OT (same atom count only)
 
 @GENS.register('flow_matching')
 class FlowMatching(Process):
-    "Conditional flow matching on straight paths; the backbone predicts the velocity x_1 - x_0."
+    "Conditional flow matching on straight paths; the backbone predicts x_1 (velocity derived) or the velocity x_1 - x_0."
     Config = FlowMatchingConfig
     name = 'flow_matching'
 
     def __init__(self, vocab, periodic=False, lattice_stats=None, **cfg):
         super().__init__(vocab, periodic, lattice_stats, **cfg)
         check_choice('ODE solver', self.cfg.solver, ODE_SOLVERS)
+        check_choice('flow-matching param', self.cfg.param, ('x1', 'velocity'))
+        check_choice('flow-matching loss_weight', self.cfg.loss_weight, ('none', 'velocity'))
+        check_choice('flow-matching residual', self.cfg.residual, RESIDUALS)
         self.paths = {k: TorusPath(CondOTScheduler()) if kind == 'torus' else AffinePath(CondOTScheduler())
                       for k, kind in self.kinds.items()}
 
     def couple(self, x_0: State, x_1: State, node_mask: Tensor) -> State:
-        "Noise draws paired with the data: optionally permuted by minibatch OT, then Kabsch-aligned (molecules)."
+        "Noise draws paired with the data: optionally permuted by minibatch OT, then per-molecule atom OT or Kabsch (molecules)."
         m = node_mask.bool()
         align = self.cfg.align and not self.periodic
         if self.cfg.ot_coupling:
@@ -79,24 +110,45 @@ class FlowMatching(Process):
                     cost = cost + d.flatten(2).sum(-1)                         # (g, g)
                 perm = ot_permutation(cost)
                 for k in x_0: x_0[k][I] = x_0[k][I[perm]]
+        if self.cfg.atom_ot and not self.periodic: return atom_ot(x_0, x_1, m)
         if align: x_0 = dict(x_0, x=kabsch_rotate(x_0['x'], x_1['x'], m))
         return x_0
 
+    def call(self, model, state: State, t: Tensor, node_mask: Tensor, context=None) -> State:
+        "The backbone's prediction; for data predictions of residual variables, x̂_1 = x_t + the backbone's output."
+        pred = super().call(model, state, t, node_mask, context)
+        scale = (1 - t).clamp(min=self.cfg.residual_floor) if self.cfg.residual_scale else None   # the noise level σ_t = 1 - t
+        return {k: residual_add(self.kinds[k], state[k], v, node_mask, scale) if self.x1_param(k) and is_residual(self.cfg.residual, k) else v
+                for k, v in pred.items()}
+
+    def x1_param(self, k: str) -> bool:
+        "Whether the backbone's output for variable `k` is a data prediction x̂_1 (Euclidean variables with param='x1')."
+        return self.cfg.param == 'x1' and self.kinds[k] != 'torus'
+
+    def velocity(self, pred: State, x_t: State, t: Tensor, node_mask: Tensor) -> State:
+        "The velocity field from the backbone's prediction: (x̂_1 - x_t) / (1 - t) for data predictions."
+        return {k: project(tangent_kind(self.kinds[k]), self.paths[k].velocity_from_x1(v, x_t[k], t), node_mask)
+                if self.x1_param(k) else v for k, v in pred.items()}
+
     def loss(self, model, batch: Batch, context=None, generator=None) -> tuple[Tensor, dict]:
-        "Velocity regression ‖v(x_t, t) - (x_1 - x_0)‖² over real atoms (wrapped difference on the torus)."
+        "Regression of x̂_1 on x_1 (param='x1') or of the velocity on x_1 - x_0, over real atoms (wrapped on the torus)."
         m = batch.node_mask.bool()
         x_1 = self.encode(batch)
         x_0 = self.couple(self.prior(m, generator), x_1, m)
-        t = rand((len(batch),), m.device, generator)                          # (B,) uniform times
+        t = self.times(len(batch), m.device, generator)                       # (B,) training times
         ps = {k: self.paths[k].sample(x_0[k], x_1[k], t) for k in x_1}
         x_t = self.project({k: p.x_t for k, p in ps.items()}, m)
-        target = {k: project(tangent_kind(self.kinds[k]), p.dx_t, m) for k, p in ps.items()}
+        target = {k: x_1[k] if self.x1_param(k) else project(tangent_kind(self.kinds[k]), p.dx_t, m) for k, p in ps.items()}
         if not self.periodic: assert_mean_zero(x_t['x'], m); assert_mean_zero(target['x'], m)
         pred = self.call(model, x_t, t, m, context)
+        if self.cfg.param == 'x1' and self.cfg.loss_weight == 'velocity':   # ‖v̂ - v‖² = ‖x̂_1 - x_1‖² / (1 - t)²
+            w = (1 - t).clamp(min=0.1).reciprocal()                           # √weight, capped at 100
+            pred = {k: v * bc(w, v) if self.x1_param(k) else v for k, v in pred.items()}
+            target = {k: v * bc(w, v) if self.x1_param(k) else v for k, v in target.items()}
         return self.weighted_loss(pred, target, m)
 
     def generate(self, model, node_mask: Tensor, nfe: int, context=None, generator=None) -> State:
         "Integrate the learned velocity from a prior draw at t = 0 to t = 1 with `cfg.solver` in `nfe` evaluations."
         m = node_mask.bool()
-        return ode_solve(lambda s, t: self.call(model, s, t, m, context), self.prior(m, generator), nfe,
-                         self.cfg.solver, proj=lambda s: self.project(s, m))
+        return ode_solve(lambda s, t: self.velocity(self.call(model, s, t, m, context), s, t, m), self.prior(m, generator),
+                         nfe, self.cfg.solver, proj=lambda s: self.project(s, m))

@@ -11,7 +11,9 @@ import torch
 from torch import Tensor
 from .core import GENS, Batch, assert_mean_zero, check_choice
 from .process import (Process, ProcessConfig, CondOTScheduler, CosineScheduler, TorusPath, PathSample,
-                              ODE_SOLVERS, ode_solve, sde_solve, bc, project, tangent_kind, mod1, wrap, rand, State)
+                              ODE_SOLVERS, ode_solve, sde_solve, bc, project, tangent_kind, mod1, wrap, rand, State,
+                              RESIDUALS, is_residual, residual_add)
+from .gen_flow import atom_ot
 
 # %% auto #0
 __all__ = ['INTERPOLANT_SCHEDULES', 'GaussianInterpolant', 'InterpolantConfig', 'StochasticInterpolant']
@@ -66,6 +68,9 @@ class GaussianInterpolant:
 @dataclass
 class InterpolantConfig(ProcessConfig):
     "Stochastic-interpolant options."
+    type_scale: float = 1.0     # one-hot scale: the x̂₁ loss learns types at 1 (at EDM's 0.25 it never did on one molecule)
+    residual: str = 'none'      # x̂_1 = x_t + output for: x (positions), all (every Gaussian variable), or none (output is x̂_1)
+    atom_ot: bool = False       # pair noise atoms with the molecule's atoms (Hungarian + Kabsch, as in flow matching); molecules only
     schedule: str = 'linear'    # α, β: linear (1 - t, t) or trig (cos πt/2, sin πt/2)
     a: float = 1.0              # latent noise γ(t) = √(a t (1 - t)) on the Gaussian variables
     sampler: str = 'ode'        # ode (probability flow with `solver`), sde (Euler–Maruyama) or ddim (exponential integrator)
@@ -86,9 +91,16 @@ class StochasticInterpolant(Process):
         check_choice('sampler', c.sampler, ('ode', 'sde', 'ddim'))
         check_choice('ODE solver', c.solver, ODE_SOLVERS)
         check_choice('eps_shape', c.eps_shape, ('constant', 'decay'))
+        check_choice('interpolant residual', c.residual, RESIDUALS)
         if not 0 < c.t_final < 1: raise ValueError(f"t_final must be in (0, 1), got {c.t_final}")
         self.interpolant = GaussianInterpolant(c.schedule, c.a)
         self.torus = TorusPath(INTERPOLANT_SCHEDULES[c.schedule]())
+
+    def call(self, model, state: State, t: Tensor, node_mask: Tensor, context=None) -> State:
+        "The backbone's prediction; for residual Gaussian variables the denoiser is x̂_1 = x_t + the backbone's output."
+        pred = super().call(model, state, t, node_mask, context)
+        return {k: residual_add(self.kinds[k], state[k], v, node_mask) if self.kinds[k] != 'torus' and is_residual(self.cfg.residual, k) else v
+                for k, v in pred.items()}
 
     def path_sample(self, x_0: State, x_1: State, z: State, t: Tensor, node_mask: Tensor) -> tuple[State, State]:
         "x_t and the regression targets (x_1; wrap(x_1 - x_0) on the torus)."
@@ -106,8 +118,9 @@ class StochasticInterpolant(Process):
         m = batch.node_mask.bool()
         x_1 = self.encode(batch)
         x_0 = self.prior(m, generator)
+        if self.cfg.atom_ot and not self.periodic: x_0 = atom_ot(x_0, x_1, m)
         z = self.noise(x_1, m, generator)
-        t = rand((len(batch),), m.device, generator)
+        t = self.times(len(batch), m.device, generator)
         x_t, target = self.path_sample(x_0, x_1, z, t, m)
         if not self.periodic: assert_mean_zero(x_t['x'], m)
         pred = self.call(model, x_t, t, m, context)

@@ -18,11 +18,12 @@ from .core import Batch, QM9_Z, element_symbol
 # %% auto #0
 __all__ = ['BOND_LENGTHS_PM', 'BOND_MARGINS_PM', 'ALLOWED_VALENCE', 'EDM_ELEMENTS', 'MIN_DISTANCE', 'INVALID_INPUT_REASONS',
            'CHEM_PROPERTIES', 'FCD_MIN', 'METRIC_UNITS', 'bond_orders', 'atom_stable', 'as_padded', 'input_problems',
-           'EDMAnalysis', 'analyse_edm', 'stability', 'build_mol', 'largest_valid_fragment', 'mol_smiles',
-           'heavy_smiles', 'smiles_from_edm', 'rdkit_bonds_smiles', 'valid_fragments', 'uniqueness_novelty',
-           'chem_properties', 'geometry_distributions', 'morgan_fps', 'fingerprint_coverage', 'chemnet_stats',
-           'fcd_score', 'posebusters_checks', 'mmff_strain', 'strain_summary', 'MoleculeReference',
-           'molecule_reference', 'evaluate_molecules']
+           'EDMAnalysis', 'analyse_edm', 'stability', 'build_mol', 'edm_mols', 'largest_valid_fragment', 'mol_smiles',
+           'heavy_mol', 'heavy_smiles', 'smiles_from_edm', 'TrainingSmiles', 'edm_training_smiles',
+           'rdkit_bonds_smiles', 'valid_fragments', 'uniqueness_novelty', 'qed_properties', 'chem_properties',
+           'geometry_distributions', 'morgan_fps', 'FingerprintSet', 'fingerprint_set', 'covered_pairs',
+           'fingerprint_coverage', 'chemnet_stats', 'fcd_score', 'posebusters_checks', 'mmff_strain', 'strain_summary',
+           'MoleculeReference', 'molecule_reference', 'evaluate_molecules']
 
 # %% ../nbs/10_metrics_molecules.ipynb #a789e82a
 BOND_LENGTHS_PM = {  # reference bond lengths (pm) per element pair and bond order (Hoogeboom et al. 2022, EDM)
@@ -77,7 +78,8 @@ def atom_stable(z: np.ndarray, order: np.ndarray, node_mask: np.ndarray) -> np.n
     return np.asarray(node_mask, bool) & (order.sum(-1) == want)
 
 # %% ../nbs/10_metrics_molecules.ipynb #d6f598ad
-INVALID_INPUT_REASONS = ('empty', 'nonfinite_coordinates', 'unsupported_element', 'overlapping_atoms')
+INVALID_INPUT_REASONS = ('empty', 'nonfinite_coordinates', 'non_integer_atomic_number', 'nonpositive_atomic_number',
+                         'unsupported_element', 'overlapping_atoms')  # checked in this order: a molecule gets the first
 
 def _np(a): return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
 
@@ -86,8 +88,34 @@ def _is_padded(s) -> bool:
         return _np(s[0]).ndim == 2
     return False
 
+def _numeric(a: np.ndarray, what: str) -> np.ndarray:
+    "`a` itself if its dtype is boolean, integer or float; object arrays of numbers as float64; a ValueError otherwise."
+    if a.dtype.kind in 'biuf': return a
+    if a.dtype.kind == 'O':
+        try: return a.astype(np.float64)
+        except (TypeError, ValueError): pass
+    raise ValueError(f"{what} must be numbers, got dtype {a.dtype} (e.g. {a.reshape(-1)[:3].tolist()})")
+
+def _integral(z: np.ndarray) -> np.ndarray:
+    "Entries of a float array that are integers small enough for int64 (no NaN, no inf, no fraction)."
+    return np.isfinite(z) & (z == np.round(z)) & (np.abs(z) < 2.0 ** 62)
+
+def _atomic_numbers(z: np.ndarray,     # (B, N) atomic numbers of any numeric dtype
+                    real: np.ndarray,  # (B, N) bool: the real atoms
+                   ) -> np.ndarray:
+    "z as int64 if every real entry is an integer, else float64 with the non-integers kept (padding zeroed)."
+    if z.dtype.kind in 'biu': return z.astype(np.int64)
+    z = np.where(real, z.astype(np.float64), 0.0)
+    return z.astype(np.int64) if _integral(z).all() else z
+
+def _node_mask(m: np.ndarray) -> np.ndarray:
+    m = _numeric(m, 'node_mask')
+    if m.dtype.kind != 'b' and not np.isin(m, (0, 1)).all():
+        raise ValueError(f"node_mask must be boolean or 0/1, got the values {np.unique(m)[:6].tolist()}")
+    return m.astype(bool)
+
 def as_padded(samples) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    "Normalise molecule samples to padded numpy arrays z (B, N) int64, x (B, N, 3) float64, node_mask (B, N) bool."
+    "Padded numpy arrays z (B, N) int64 (float64 if an atomic number is not an integer), x (B, N, 3) float64, node_mask (B, N) bool."
     if isinstance(samples, Batch):
         if samples.periodic: raise ValueError("evaluate_molecules got a periodic Batch (crystals): use evaluate_crystals")
         samples = (samples.z, samples.x, samples.node_mask)
@@ -97,7 +125,8 @@ def as_padded(samples) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if x.ndim != 3 or x.shape[-1] != 3 or z.shape != x.shape[:2] or m.shape != z.shape:
             raise ValueError(f"padded samples need z (B, N), x (B, N, 3), node_mask (B, N); got z {z.shape}, "
                              f"x {x.shape}, node_mask {m.shape}")
-        return z.astype(np.int64), x.astype(np.float64), m.astype(bool)
+        m = _node_mask(m)
+        return _atomic_numbers(_numeric(z, 'z'), m), _numeric(x, 'x').astype(np.float64), m
     items = list(samples)
     zs, ps = [], []
     for k, s in enumerate(items):
@@ -106,7 +135,7 @@ def as_padded(samples) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             try: z, p = s
             except (TypeError, ValueError):
                 raise ValueError(f"sample {k}: expected a (z, pos) pair or a record with .z and .pos, got {type(s).__name__}")
-        z, p = _np(z).reshape(-1), _np(p)
+        z, p = _numeric(_np(z).reshape(-1), f"sample {k}: z"), _numeric(_np(p), f"sample {k}: pos")
         if p.size == 0: p = p.reshape(0, 3)
         if p.ndim != 2 or p.shape[1] != 3:
             raise ValueError(f"sample {k}: pos must have shape (n, 3), got {p.shape}")
@@ -114,45 +143,51 @@ def as_padded(samples) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             raise ValueError(f"sample {k}: z has {len(z)} atoms but pos has {len(p)} rows (mismatched lengths)")
         zs.append(z); ps.append(p)
     B, N = len(zs), max([len(z) for z in zs], default=0)
-    z = np.zeros((B, N), np.int64); x = np.zeros((B, N, 3)); m = np.zeros((B, N), bool)
+    exact = all(z.dtype.kind in 'biu' for z in zs)                    # else float: keep 6.7 as 6.7
+    z = np.zeros((B, N), np.int64 if exact else np.float64); x = np.zeros((B, N, 3)); m = np.zeros((B, N), bool)
     for k, (zi, pi) in enumerate(zip(zs, ps)):
         z[k, :len(zi)] = zi; x[k, :len(zi)] = pi; m[k, :len(zi)] = True
-    return z, x, m
+    return _atomic_numbers(z, m), x, m
 
 def input_problems(z: np.ndarray, x: np.ndarray, node_mask: np.ndarray) -> list[str]:
-    "One reason per molecule ('' when fine): empty, nonfinite_coordinates, unsupported_element or overlapping_atoms."
-    m = node_mask
-    n = m.sum(1)
-    finite = np.isfinite(x).all(-1) | ~m                                       # (B, N)
-    known = (_ELEM_INDEX[np.clip(z, 0, 255)] >= 0) & (z >= 0) & (z < 256) | ~m  # (B, N)
-    xs = np.where(m[..., None] & np.isfinite(x), x, 0.0)
-    d = np.linalg.norm(xs[:, :, None] - xs[:, None], axis=-1)               # (B, N, N)
+    "One reason per molecule ('' when fine): the first of `INVALID_INPUT_REASONS` that applies."
+    z, x, m = np.asarray(z), np.asarray(x, dtype=np.float64), np.asarray(node_mask, bool)
+    if z.dtype.kind == 'f':
+        integral = _integral(z)
+        zc = np.clip(np.where(integral, z, 0.0), -1, 256).astype(np.int64)  # clipped: only the table look-up needs it
+    else: integral, zc = np.ones(z.shape, bool), np.clip(z, -1, 256).astype(np.int64)
+    nonint = m & ~integral                                                   # (B, N)
+    nonpos = m & integral & (zc <= 0)
+    unsupported = m & integral & (zc > 0) & (_ELEM_INDEX[np.clip(zc, 0, 255)] < 0)
+    finite = np.isfinite(x).all(-1)                                          # (B, N)
+    xs = np.where((m & finite)[..., None], x, 0.0)
+    with np.errstate(over='ignore', invalid='ignore'):                       # 1e300 Å apart: no overlap, no warning
+        d = np.linalg.norm(xs[:, :, None] - xs[:, None], axis=-1)            # (B, N, N)
     pair = m[:, :, None] & m[:, None] & ~np.eye(m.shape[1], dtype=bool)[None]
     overlap = (pair & (d < MIN_DISTANCE)).any((1, 2))
-    out = []
-    for k in range(len(z)):
-        if n[k] == 0: out.append('empty')
-        elif not finite[k].all(): out.append('nonfinite_coordinates')
-        elif not known[k].all(): out.append('unsupported_element')
-        elif overlap[k]: out.append('overlapping_atoms')
-        else: out.append('')
-    return out
+    flags = [m.sum(1) == 0, (m & ~finite).any(1), nonint.any(1), nonpos.any(1), unsupported.any(1), overlap]
+    code = np.select(flags, np.arange(1, len(flags) + 1), 0) if len(m) else np.zeros(0, int)
+    names = ('',) + INVALID_INPUT_REASONS
+    return [names[c] for c in code.tolist()]
 
 # %% ../nbs/10_metrics_molecules.ipynb #1e1a93dc
 @dataclass
 class EDMAnalysis:
     "Per-molecule results of the EDM protocol on a padded batch."
-    z: np.ndarray             # (B, N) atomic numbers
+    z: np.ndarray             # (B, N) atomic numbers (int64; 0 where a rejected molecule had a non-integer)
     x: np.ndarray             # (B, N, 3) positions, Å
     node_mask: np.ndarray     # (B, N) real atoms
     order: np.ndarray         # (B, N, N) EDM bond orders (0 for molecules with bad input)
     stable_atoms: np.ndarray  # (B, N) stable atoms
     reasons: list             # (B,) '' or the input problem of each molecule
 
+    def __post_init__(self): self._ok = np.array([r == '' for r in self.reasons], bool)
     @property
     def n_atoms(self) -> np.ndarray: return self.node_mask.sum(1)
     @property
-    def ok(self) -> np.ndarray: return np.array([r == '' for r in self.reasons], bool)
+    def ok(self) -> np.ndarray:
+        "(B,) molecules with good input."
+        return self._ok
     @property
     def mol_stable(self) -> np.ndarray:
         "(B,) molecules with good input whose atoms are all stable."
@@ -161,8 +196,10 @@ class EDMAnalysis:
 def analyse_edm(samples, chunk: int = 2048) -> EDMAnalysis:
     "Input checks, EDM bond orders and stable atoms for any accepted samples format."
     z, x, m = as_padded(samples)
-    reasons = sum((input_problems(z[s:s + chunk], x[s:s + chunk], m[s:s + chunk]) for s in range(0, len(z), chunk)), [])
+    reasons = []
+    for s in range(0, len(z), chunk): reasons += input_problems(z[s:s + chunk], x[s:s + chunk], m[s:s + chunk])
     good = np.array([r == '' for r in reasons], bool)
+    if z.dtype.kind == 'f': z = np.where(_integral(z), z, 0.0).astype(np.int64)   # only rejected molecules lose values
     mg = m & good[:, None]
     xg = np.where(mg[..., None], x, 0.0)
     B, N = z.shape
@@ -179,10 +216,12 @@ def stability(a: EDMAnalysis) -> dict:
 
 # %% ../nbs/10_metrics_molecules.ipynb #9056e531
 from rdkit import Chem, RDLogger, DataStructs, rdBase
-from rdkit.Chem import AllChem, Crippen, Descriptors, QED, rdDetermineBonds
+from rdkit.Chem import AllChem, Crippen, Descriptors, MolSurf, QED, rdDetermineBonds, rdMolDescriptors
+from rdkit.Chem import FilterCatalog as _FilterCatalog
 RDLogger.DisableLog('rdApp.*')
 
 _BOND_TYPE = {1: Chem.BondType.SINGLE, 2: Chem.BondType.DOUBLE, 3: Chem.BondType.TRIPLE}
+_ATOMS = {}                                     # atomic number → a template Chem.Atom
 
 def build_mol(z: np.ndarray,      # (n,) atomic numbers
               pos: np.ndarray,    # (n, 3) positions, Å
@@ -198,33 +237,95 @@ def build_mol(z: np.ndarray,      # (n,) atomic numbers
     mol.AddConformer(conf, assignId=True)
     return mol
 
-def largest_valid_fragment(mol: Chem.Mol) -> Chem.Mol | None:
-    "EDM's validity: the largest fragment of `mol` if it sanitises, else None."
+def edm_mols(a: EDMAnalysis) -> list:
+    "`build_mol` of every molecule with good input (None for the others), the bonds of the whole batch found at once."
+    B, m = len(a.reasons), a.node_mask
+    rank = np.cumsum(m, axis=1) - 1                                     # (B, N) index of each atom in its molecule
+    b, i, j = np.nonzero(np.triu(a.order, 1))                           # bonds i < j, molecule by molecule, row-major
+    bo, bi, bj = a.order[b, i, j].tolist(), rank[b, i].tolist(), rank[b, j].tolist()
+    bstart = np.searchsorted(b, np.arange(B + 1)).tolist()              # bonds of molecule k: bstart[k]:bstart[k+1]
+    zs, xs = a.z[m].tolist(), a.x[m]                                    # real atoms, molecule after molecule
+    astart = np.concatenate([[0], np.cumsum(m.sum(1))]).tolist()
+    out = []
+    for k, good in enumerate(a.ok.tolist()):
+        if not good: out.append(None); continue
+        s, e = astart[k], astart[k + 1]
+        mol = Chem.RWMol()
+        for q in zs[s:e]: mol.AddAtom(_ATOMS[q] if q in _ATOMS else _ATOMS.setdefault(q, Chem.Atom(q)))  # copied
+        for t in range(bstart[k], bstart[k + 1]): mol.AddBond(bi[t], bj[t], _BOND_TYPE[bo[t]])
+        conf = Chem.Conformer(e - s); conf.SetPositions(xs[s:e]); mol.AddConformer(conf, assignId=True)
+        out.append(mol)
+    return out
+
+def _sanitised(mol: Chem.Mol) -> bool:
+    "SanitizeMol in place (logs blocked); False if RDKit rejects the molecule."
     try:
-        with rdBase.BlockLogs():                      # sanitisation failures are expected, not news
-            Chem.SanitizeMol(mol)
+        with rdBase.BlockLogs(): Chem.SanitizeMol(mol)
+    except Exception: return False
+    return True
+
+def _largest_fragment(mol: Chem.Mol) -> Chem.Mol | None:
+    "The largest fragment (most atoms, the first on ties) of a sanitised molecule; a copy of it when it is one piece."
+    try:
+        with rdBase.BlockLogs():
+            if len(Chem.GetMolFrags(mol)) == 1: return Chem.Mol(mol)
             frags = Chem.GetMolFrags(mol, asMols=True, sanitizeFrags=True)
     except Exception: return None
     return max(frags, default=mol, key=lambda m: m.GetNumAtoms())
+
+def largest_valid_fragment(mol: Chem.Mol) -> Chem.Mol | None:
+    "EDM's validity: the largest fragment of `mol` if it sanitises, else None."
+    return _largest_fragment(mol) if _sanitised(mol) else None
 
 def mol_smiles(frag: Chem.Mol) -> str | None:
     "EDM identity: canonical SMILES of a sanitised fragment with its hydrogen atoms as built."
     try: return Chem.MolToSmiles(frag)
     except Exception: return None
 
-def heavy_smiles(frag: Chem.Mol) -> str | None:
-    "Canonical SMILES of a sanitised fragment with hydrogen atoms removed (for FCD and fingerprints)."
-    try: return Chem.MolToSmiles(Chem.RemoveHs(frag))
+def heavy_mol(frag: Chem.Mol) -> Chem.Mol | None:
+    "A sanitised fragment with its hydrogen atoms removed (RDKit `RemoveHs`); None if RDKit fails."
+    try: return Chem.RemoveHs(frag)
     except Exception: return None
 
-def smiles_from_edm(z, pos) -> str | None:
-    "Canonical SMILES of one molecule through the EDM pipeline (distance bonds, sanitize, largest fragment); None if invalid."
-    zz, xx, mm = as_padded([(z, pos)])
-    a = analyse_edm((zz, xx, mm))
-    if not a.ok[0]: return None
-    n = int(mm[0].sum())
-    frag = largest_valid_fragment(build_mol(zz[0, :n], xx[0, :n], a.order[0, :n, :n]))
-    return None if frag is None else mol_smiles(frag)
+def heavy_smiles(frag: Chem.Mol) -> str | None:
+    "Canonical SMILES of a sanitised fragment with hydrogen atoms removed (for FCD and fingerprints)."
+    h = heavy_mol(frag)
+    return None if h is None else mol_smiles(h)
+
+def smiles_from_edm(z, pos,                             # one molecule: atomic numbers (n,), positions (n, 3) in Å
+                    largest_fragment: bool = False,     # the identity (largest fragment) instead of the whole molecule
+                   ) -> str | None:
+    "Canonical SMILES of one molecule through the EDM pipeline — whole, as EDM's training SMILES, by default; None if invalid."
+    mol = edm_mols(analyse_edm([(z, pos)]))[0]
+    if mol is None or not _sanitised(mol): return None
+    if largest_fragment: mol = _largest_fragment(mol)
+    return None if mol is None else mol_smiles(mol)
+
+@dataclass
+class TrainingSmiles:
+    "EDM-pipeline SMILES of a training set: the references of `novelty` (whole molecules) and `novelty_fragment_ref`."
+    whole: frozenset      # canonical SMILES of each valid training molecule as a whole (EDM's `retrieve_qm9_smiles`)
+    fragment: frozenset   # canonical SMILES of the largest fragment of each valid training molecule
+    n_molecules: int      # training molecules given
+    n_valid: int          # of which sanitised (the others have no SMILES, as in EDM)
+    def __repr__(self):
+        return (f"TrainingSmiles({self.n_valid} of {self.n_molecules} molecules valid, {len(self.whole)} unique whole, "
+                f"{len(self.fragment)} unique largest-fragment SMILES)")
+
+def edm_training_smiles(samples) -> TrainingSmiles:
+    "Whole-molecule and largest-fragment EDM SMILES of training molecules (any accepted samples format), for novelty."
+    a = analyse_edm(samples)
+    whole, frag, n_valid = set(), set(), 0
+    for mol in edm_mols(a):
+        if mol is None or not _sanitised(mol): continue
+        s = mol_smiles(mol)
+        if s is None: continue
+        n_valid += 1; whole.add(s)
+        if len(Chem.GetMolFrags(mol)) == 1: frag.add(s); continue
+        f = _largest_fragment(mol)
+        fs = None if f is None else mol_smiles(f)
+        if fs is not None: frag.add(fs)
+    return TrainingSmiles(frozenset(whole), frozenset(frag), len(a.reasons), n_valid)
 
 # %% ../nbs/10_metrics_molecules.ipynb #a01b8daf
 def rdkit_bonds_smiles(z, pos) -> str | None:
@@ -237,31 +338,29 @@ def rdkit_bonds_smiles(z, pos) -> str | None:
             rdDetermineBonds.DetermineBonds(mol, charge=0)
             Chem.SanitizeMol(mol)
     except Exception: return None
-    frag = largest_valid_fragment(mol)
+    frag = _largest_fragment(mol)                         # sanitised above: not a second time
     return None if frag is None else heavy_smiles(frag)
 
 # %% ../nbs/10_metrics_molecules.ipynb #5a04c9a3
 def valid_fragments(a: EDMAnalysis) -> list:
     "Largest valid fragment (or None) per molecule of an analysed batch."
-    out = []
-    for k in range(len(a.reasons)):
-        if not a.ok[k]: out.append(None); continue
-        n = int(a.node_mask[k].sum())
-        zk, xk = a.z[k][a.node_mask[k]], a.x[k][a.node_mask[k]]
-        idx = np.nonzero(a.node_mask[k])[0]
-        out.append(largest_valid_fragment(build_mol(zk, xk, a.order[k][np.ix_(idx, idx)])))
-    return out
+    return [None if mol is None else largest_valid_fragment(mol) for mol in edm_mols(a)]
 
-def uniqueness_novelty(smiles: Sequence[str | None], n_samples: int, training_smiles: Iterable[str] | None = None) -> dict:
-    "Validity, uniqueness (unique/valid), V×U and novelty (novel unique / unique) from per-sample SMILES (None = invalid)."
+def uniqueness_novelty(smiles: Sequence[str | None],  # identity SMILES per sample, None = invalid
+                       n_samples: int,                  # samples, the denominator of validity
+                       training_smiles=None,            # `TrainingSmiles`, or whole-molecule training SMILES (EDM's reference)
+                      ) -> dict:
+    "Validity, uniqueness (unique/valid), V×U, novelty (EDM: vs whole training molecules) and novelty_fragment_ref."
     valid = [s for s in smiles if s is not None]
     uniq = set(valid)
     out = {'validity': len(valid) / n_samples if n_samples else float('nan'),
            'uniqueness': len(uniq) / len(valid) if valid else float('nan')}
     out['vxu'] = out['validity'] * out['uniqueness'] if valid else (0.0 if n_samples else float('nan'))
     if training_smiles is not None:
-        train = set(training_smiles)
-        out['novelty'] = len(uniq - train) / len(uniq) if uniq else float('nan')
+        ts = training_smiles if isinstance(training_smiles, TrainingSmiles) else None
+        whole = ts.whole if ts is not None else set(training_smiles)
+        out['novelty'] = len(uniq - whole) / len(uniq) if uniq else float('nan')
+        if ts is not None: out['novelty_fragment_ref'] = len(uniq - ts.fragment) / len(uniq) if uniq else float('nan')
     return out
 
 # %% ../nbs/10_metrics_molecules.ipynb #13d78970
@@ -273,21 +372,53 @@ def _sascorer():
     return sascorer
 
 CHEM_PROPERTIES = ('qed', 'sa', 'logp', 'mw')  # per-molecule chemistry descriptors compared as distributions
+_ALERT_CATALOG = []                             # QED's structural alerts as one FilterCatalog, built on first use
 
-def chem_properties(frags: Iterable) -> dict[str, np.ndarray]:
+def _alerts():
+    if not _ALERT_CATALOG:
+        fc = _FilterCatalog.FilterCatalog()
+        for k, pattern in enumerate(QED.StructuralAlerts):
+            fc.AddEntry(_FilterCatalog.FilterCatalogEntry(str(k), _FilterCatalog.SmartsMatcher(str(k), pattern, 1)))
+        _ALERT_CATALOG.append(fc)
+    return _ALERT_CATALOG[0]
+
+def qed_properties(m: Chem.Mol) -> QED.QEDproperties:
+    "`QED.properties` of a hydrogen-free molecule, the structural alerts counted by one FilterCatalog call."
+    return QED.QEDproperties(
+        MW=rdMolDescriptors._CalcMolWt(m), ALOGP=Crippen.MolLogP(m),
+        HBA=sum(len(m.GetSubstructMatches(p)) for p in QED.Acceptors if m.HasSubstructMatch(p)),
+        HBD=rdMolDescriptors.CalcNumHBD(m), PSA=MolSurf.TPSA(m),
+        ROTB=rdMolDescriptors.CalcNumRotatableBonds(m, rdMolDescriptors.NumRotatableBondsOptions.Strict),
+        AROM=len(Chem.GetSSSR(Chem.DeleteSubstructs(Chem.Mol(m), QED.AliphaticRings))),
+        ALERTS=len(_alerts().GetMatches(m)))
+
+def chem_properties(frags: Iterable,                    # sanitised fragments (None entries are skipped)
+                    hydrogens_removed: bool = False,    # the fragments are already `heavy_mol`s
+                   ) -> dict[str, np.ndarray]:
     "QED, SA score, Crippen logP and MolWt (g/mol) of every non-None fragment (hydrogens removed first)."
     sa = _sascorer()
     out = {k: [] for k in CHEM_PROPERTIES}
     for f in frags:
         if f is None: continue
         try:
-            m = Chem.RemoveHs(f)
-            vals = (QED.qed(m), sa.calculateScore(m), Crippen.MolLogP(m), Descriptors.MolWt(m))
+            m = f if hydrogens_removed else Chem.RemoveHs(f)
+            p = qed_properties(m)
+            vals = (QED.qed(m, qedProperties=p), sa.calculateScore(m), p.ALOGP, p.MW)
         except Exception: continue
         for k, v in zip(CHEM_PROPERTIES, vals): out[k].append(v)
     return {k: np.array(v, dtype=np.float64) for k, v in out.items()}
 
-def geometry_distributions(a: EDMAnalysis, chunk: int = 256) -> dict[str, np.ndarray]:
+def _pairs_within(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    "All (p, q), p < q, of positions p, q of a sorted key array that share a key, in row-major order."
+    start = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])        # first position of each group
+    size = np.diff(np.r_[start, len(group)])
+    rank = np.arange(len(group)) - np.repeat(start, size)               # position inside the group
+    later = np.repeat(size, size) - 1 - rank                            # partners after each position
+    p = np.repeat(np.arange(len(group)), later)
+    q = p + 1 + (np.arange(len(p)) - np.repeat(np.cumsum(later) - later, later))
+    return p, q
+
+def geometry_distributions(a: EDMAnalysis, chunk: int = 1024) -> dict[str, np.ndarray]:
     "Atom counts, EDM bond lengths (Å) and bond angles (degrees) of the molecules with good input."
     ok = a.ok
     lengths, angles = [], []
@@ -295,43 +426,102 @@ def geometry_distributions(a: EDMAnalysis, chunk: int = 256) -> dict[str, np.nda
         sl = slice(s, s + chunk)
         A = (a.order[sl] > 0) & ok[sl, None, None]                          # (C, N, N) bonded pairs
         x = a.x[sl] * a.node_mask[sl][..., None]                            # (C, N, 3)
-        v = x[:, None, :, :] - x[:, :, None, :]                             # (C, N, N, 3) v[b, j, i] = x_i - x_j
-        d = np.linalg.norm(v, axis=-1)                                      # (C, N, N)
-        iu = np.triu(np.ones(A.shape[1:], bool), 1)                         # (N, N) upper triangle: i < k
-        lengths.append(d[iu[None] & A])                                     # one length per bonded pair
-        u = v / np.where(d > 0, d, 1.0)[..., None]
-        cos = np.einsum('bjid,bjkd->bjik', u, u)                            # (C, N, N, N) cos of angle i-j-k
-        sel = A[:, :, :, None] & A[:, :, None, :] & iu[None, None]
-        angles.append(np.degrees(np.arccos(np.clip(cos[sel], -1.0, 1.0))))
+        b, i, k = np.nonzero(np.triu(A, 1))                                 # one entry per bond, i < k
+        lengths.append(np.linalg.norm(x[b, k] - x[b, i], axis=-1))
+        b, j, i = np.nonzero(A)                                             # directed bonds j → i, sorted by (b, j, i)
+        v = x[b, i] - x[b, j]                                               # (E, 3)
+        d = np.linalg.norm(v, axis=-1)
+        u = v / np.where(d > 0, d, 1.0)[:, None]                            # unit vectors j → i
+        p, q = _pairs_within(b * A.shape[1] + j)                            # bond pairs i-j-k at the same atom j, i < k
+        cos = np.einsum('md,md->m', u[p], u[q])
+        angles.append(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
     return {'n_atoms': a.n_atoms[ok].astype(np.float64),
             'bond_lengths': np.concatenate(lengths) if lengths else np.zeros(0),
             'bond_angles': np.concatenate(angles) if angles else np.zeros(0)}
 
 # %% ../nbs/10_metrics_molecules.ipynb #6d4b141f
+import scipy.sparse as _sparse
+from rdkit.Chem import rdFingerprintGenerator
+
 def morgan_fps(smiles: Sequence[str], radius: int = 2, n_bits: int = 2048) -> list:
     "Morgan bit-vector fingerprints (RDKit) of SMILES strings."
-    gen = AllChem.GetMorganGenerator(radius=radius, fpSize=n_bits) if hasattr(AllChem, 'GetMorganGenerator') else None
-    if gen is None:
-        from rdkit.Chem import rdFingerprintGenerator
-        gen = rdFingerprintGenerator.GetMorganGenerator(radius=radius, fpSize=n_bits)
+    gen = rdFingerprintGenerator.GetMorganGenerator(radius=radius, fpSize=n_bits)
     return [gen.GetFingerprint(Chem.MolFromSmiles(s)) for s in smiles]
 
-def _nn_similarity(a_smiles: Sequence[str], b_smiles: Sequence[str]) -> np.ndarray:
-    "For each SMILES of `a`, the Tanimoto similarity of its nearest neighbour in `b`."
-    ua, ub = sorted(set(a_smiles)), sorted(set(b_smiles))
-    fa, fb = morgan_fps(ua), morgan_fps(ub)
-    best = {s: max(DataStructs.BulkTanimotoSimilarity(f, fb)) for s, f in zip(ua, fa)}
-    return np.array([best[s] for s in a_smiles])
+@dataclass
+class FingerprintSet:
+    "The unique SMILES of a set with their multiplicities and Morgan bit fingerprints, as a sparse bit matrix."
+    smiles: list          # unique SMILES, sorted
+    weight: np.ndarray    # (U,) occurrences of each in the set
+    bits: Any             # (U, n_bits) scipy CSR matrix, uint16 ones at the on-bits
+    n_on: np.ndarray      # (U,) on-bits of each fingerprint
+    def __len__(self): return len(self.smiles)
+    def __repr__(self): return f"FingerprintSet({len(self)} unique of {int(self.weight.sum())} SMILES)"
 
-def fingerprint_coverage(generated: Sequence[str],  # valid generated SMILES (duplicates allowed)
-                         reference: Sequence[str],  # reference SMILES
+def fingerprint_set(smiles: Sequence[str],      # SMILES, duplicates allowed
+                    mols: Sequence | None = None,  # the molecules of `smiles` (same order), to skip parsing them again
+                    radius: int = 2, n_bits: int = 2048) -> FingerprintSet:
+    "Unique SMILES of `smiles`, their counts and Morgan fingerprints (an unparsable SMILES gets an empty one)."
+    counts = Counter(smiles)
+    uniq = sorted(counts)
+    first = dict(zip(reversed(smiles), reversed(mols))) if mols is not None else {}   # SMILES → its first molecule
+    gen = rdFingerprintGenerator.GetMorganGenerator(radius=radius, fpSize=n_bits)
+    on = []
+    for s in uniq:
+        m = first[s] if s in first else Chem.MolFromSmiles(s)
+        on.append(list(gen.GetFingerprint(m).GetOnBits()) if m is not None else [])
+    n_on = np.array([len(b) for b in on], np.int64)
+    indptr = np.concatenate([[0], np.cumsum(n_on)])
+    ind = np.fromiter((i for b in on for i in b), np.int32, int(indptr[-1]))
+    bits = _sparse.csr_matrix((np.ones(len(ind), np.uint16), ind, indptr), shape=(len(uniq), n_bits))
+    return FingerprintSet(uniq, np.array([counts[s] for s in uniq], np.int64), bits, n_on)
+
+def _least_common(max_total: int, threshold: float) -> np.ndarray:
+    "For each total t = |a| + |b| ≤ max_total: the least common count c with c / (t − c) ≥ threshold in double, else t + 1."
+    t = np.arange(max_total + 1)[:, None]
+    c = np.arange(max_total // 2 + 1)[None]                             # c ≤ min(|a|, |b|) ≤ t / 2
+    with np.errstate(divide='ignore', invalid='ignore'):
+        sim = np.where(t - c > 0, c / (t - c), 0.0)                     # RDKit: common / (|a| + |b| − common); 0 if empty
+    hit = (2 * c <= t) & (sim >= threshold)
+    return np.where(hit.any(1), hit.argmax(1), t[:, 0] + 1)
+
+def covered_pairs(a: FingerprintSet,      # one set (rows)
+                  b: FingerprintSet,      # the other set (columns)
+                  threshold: float,       # Tanimoto similarity counted as covered
+                  block: int = 1 << 23,   # entries of the common-bits matrix held at once
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    "For each fingerprint of `a` (of `b`): has it a neighbour in `b` (in `a`) at Tanimoto ≥ threshold? Exact, in bulk."
+    cov_a, cov_b = np.zeros(len(a), bool), np.zeros(len(b), bool)
+    if not len(a) or not len(b): return cov_a, cov_b
+    least = _least_common(int(a.n_on.max() + b.n_on.max()), threshold).astype(np.uint16)
+    rows = np.argsort(a.n_on, kind='stable')                            # a's rows grouped by on-bit count
+    A, na = a.bits[rows], a.n_on[rows]
+    starts = np.flatnonzero(np.r_[True, na[1:] != na[:-1]])
+    ends = np.r_[starts[1:], len(na)]
+    cols = max(1, min(len(b), block // (4 * a.bits.shape[1])))         # columns of b held densely at once
+    for c0 in range(0, len(b), cols):
+        BT = np.ascontiguousarray(b.bits[c0:c0 + cols].T.toarray())     # (n_bits, cols) uint16, C order for scipy
+        nb = b.n_on[c0:c0 + cols]
+        step = max(1, block // BT.shape[1])
+        for s, e in zip(starts, ends):                                  # rows with |a| = na[s]
+            need = least[na[s] + nb]                                    # (cols,) least common count per column
+            for r0 in range(s, e, step):
+                hit = (A[r0:min(r0 + step, e)] @ BT) >= need            # (rows, cols) common on-bits ≥ the least
+                cov_a[rows[r0:r0 + len(hit)]] |= hit.any(1)
+                cov_b[c0:c0 + cols] |= hit.any(0)
+    return cov_a, cov_b
+
+def fingerprint_coverage(generated,                 # valid generated SMILES (duplicates allowed) or their FingerprintSet
+                         reference,                 # reference SMILES or their FingerprintSet
                          threshold: float = 0.4     # Tanimoto similarity τ counted as covered
                         ) -> dict:
     "Coverage recall / precision of Morgan-fingerprint nearest neighbours at Tanimoto ≥ `threshold`."
-    if not len(generated) or not len(reference):
-        return {'coverage_recall': float('nan'), 'coverage_precision': float('nan')}
-    return {'coverage_recall': float((_nn_similarity(reference, generated) >= threshold).mean()),
-            'coverage_precision': float((_nn_similarity(generated, reference) >= threshold).mean())}
+    g = generated if isinstance(generated, FingerprintSet) else fingerprint_set(generated)
+    r = reference if isinstance(reference, FingerprintSet) else fingerprint_set(reference)
+    if not len(g) or not len(r): return {'coverage_recall': float('nan'), 'coverage_precision': float('nan')}
+    cg, cr = covered_pairs(g, r, threshold)
+    return {'coverage_recall': float(int(r.weight[cr].sum()) / int(r.weight.sum())),
+            'coverage_precision': float(int(g.weight[cg].sum()) / int(g.weight.sum()))}
 
 # %% ../nbs/10_metrics_molecules.ipynb #6234a9c0
 FCD_MIN = 2   # fewest molecules per side for which FCD is computed at all
@@ -403,37 +593,46 @@ class MoleculeReference:
     props: dict                               # 'qed', 'sa', 'logp', 'mw' arrays over valid molecules
     geometry: dict | None = None              # 'n_atoms', 'bond_lengths' (Å), 'bond_angles' (degrees); None from SMILES
     chemnet: tuple | None = None              # (mu, sigma) of ChemNet activations for FCD; None if not computed
+    fingerprints: FingerprintSet | None = None  # Morgan fingerprints of `smiles` for coverage; None until first needed
     def __repr__(self): return f"MoleculeReference({len(self.smiles)} valid molecules, geometry={self.geometry is not None})"
+    def fingerprint_set(self) -> FingerprintSet:
+        "The reference's `FingerprintSet`, computed once."
+        if self.fingerprints is None: self.fingerprints = fingerprint_set(self.smiles)
+        return self.fingerprints
 
 def molecule_reference(reference, fcd: bool = True) -> MoleculeReference:
     "Descriptors of a reference set: molecule samples in any accepted format, or a list of SMILES strings."
     if isinstance(reference, MoleculeReference):
         if fcd and reference.chemnet is None and len(reference.smiles) >= FCD_MIN:
             reference.chemnet = chemnet_stats(reference.smiles)
+        reference.fingerprint_set()
         return reference
     if isinstance(reference, (list, tuple)) and reference and all(isinstance(s, str) for s in reference):
         mols = [Chem.MolFromSmiles(s) for s in reference]
         smiles = [Chem.MolToSmiles(m) for m in mols if m is not None]
-        props, geometry = chem_properties(m for m in mols if m is not None), None
+        props, geometry, mols = chem_properties(m for m in mols if m is not None), None, None   # fingerprints from `smiles`
     else:
         a = analyse_edm(reference)
-        fr = valid_fragments(a)
-        smiles = [s for s in (heavy_smiles(f) for f in fr if f is not None) if s is not None]
-        props, geometry = chem_properties(fr), geometry_distributions(a)
+        heavy = [None if f is None else heavy_mol(f) for f in valid_fragments(a)]
+        hsmi = [None if h is None else mol_smiles(h) for h in heavy]
+        smiles, mols = [s for s in hsmi if s], [h for h, s in zip(heavy, hsmi) if s]
+        props, geometry = chem_properties(heavy, hydrogens_removed=True), geometry_distributions(a)
     chemnet = chemnet_stats(smiles) if fcd and len(smiles) >= FCD_MIN else None
-    return MoleculeReference(smiles, props, geometry, chemnet)
+    return MoleculeReference(smiles, props, geometry, chemnet, fingerprint_set(smiles, mols))
 
 # %% ../nbs/10_metrics_molecules.ipynb #f9bc63d8
 METRIC_UNITS = {
     'n_samples': 'count of input molecules',
     'n_invalid_input': 'count of molecules with bad input (see invalid_reasons)',
-    'invalid_reasons': 'dict reason -> count: empty, nonfinite_coordinates, unsupported_element, overlapping_atoms',
+    'invalid_reasons': 'dict reason -> count, reasons from INVALID_INPUT_REASONS (empty, nonfinite_coordinates, '
+                       'non_integer_atomic_number, nonpositive_atomic_number, unsupported_element, overlapping_atoms)',
     'atom_stability': 'fraction of all atoms (pooled) with EDM valence, [0, 1]',
     'mol_stability': 'fraction of molecules with all atoms stable, [0, 1]',
     'validity': 'fraction of molecules whose EDM-bond RDKit molecule sanitises, [0, 1]',
     'uniqueness': 'unique valid SMILES / valid, [0, 1]',
     'vxu': 'validity × uniqueness, [0, 1]',
-    'novelty': 'unique valid SMILES not in training_smiles / unique valid, [0, 1]',
+    'novelty': "unique valid SMILES not among the training set's whole-molecule EDM SMILES / unique valid (EDM), [0, 1]",
+    'novelty_fragment_ref': "as novelty, against the training set's largest-fragment SMILES (not EDM's), [0, 1]",
     'validity_rdkit_bonds': 'validity with RDKit DetermineBonds(charge=0) bond perception instead of EDM tables, [0, 1]',
     'qed_mean': 'mean QED of valid molecules, [0, 1]', 'sa_mean': 'mean SA score of valid molecules, 1 (easy)..10',
     'logp_mean': 'mean Crippen logP of valid molecules', 'mw_mean': 'mean molecular weight of valid molecules, g/mol',
@@ -459,7 +658,7 @@ def _w1(a, b) -> float:
 
 def evaluate_molecules(samples,                               # list of (z, pos) / records with .z, .pos, or padded (z, x, node_mask) / Batch
                        reference=None,                        # reference set: samples, SMILES list or MoleculeReference
-                       training_smiles: Iterable[str] | None = None,  # training-set SMILES from `smiles_from_edm`, for novelty
+                       training_smiles=None,                  # `edm_training_smiles(train)`, or whole-molecule SMILES from `smiles_from_edm`
                        fcd: bool = True,                      # compute FCD (needs reference)
                        posebusters: bool = False,             # PoseBusters checks and MMFF strain on a subsample
                        rdkit_bonds: bool = True,              # the second validity column (RDKit bond perception)
@@ -475,22 +674,28 @@ def evaluate_molecules(samples,                               # list of (z, pos)
     def lap(name):
         now = time.perf_counter(); timings[name] = timings.get(name, 0.0) + now - tic[0]; tic[0] = now
     a = analyse_edm(samples)
-    n = len(a.reasons)
+    n, ok = len(a.reasons), a.ok
     notes = {}
     reasons = Counter(r for r in a.reasons if r)
     out = {'n_samples': n, 'n_invalid_input': int(sum(reasons.values())), 'invalid_reasons': dict(reasons)}
     out.update(stability(a)); lap('stability')
     fr = valid_fragments(a)
     smiles = [None if f is None else mol_smiles(f) for f in fr]                  # EDM identity (explicit H)
-    valid = [s for s in (heavy_smiles(f) for f in fr if f is not None) if s]       # for FCD and fingerprints
+    heavy = [None if f is None else heavy_mol(f) for f in fr]                    # hydrogen-free, for the rest
+    hsmi = [None if h is None else mol_smiles(h) for h in heavy]
+    valid = [s for s in hsmi if s]                                               # for FCD and fingerprints
     out.update(uniqueness_novelty(smiles, n, training_smiles))
-    if training_smiles is None: out['novelty'] = float('nan'); notes['novelty'] = 'no training_smiles given'
+    if training_smiles is None:
+        out['novelty'] = out['novelty_fragment_ref'] = float('nan'); notes['novelty'] = 'no training_smiles given'
+    elif 'novelty_fragment_ref' not in out:
+        out['novelty_fragment_ref'] = float('nan')
+        notes['novelty_fragment_ref'] = 'training_smiles given as SMILES (whole molecules): pass edm_training_smiles(train)'
     lap('validity')
     if rdkit_bonds:
-        rb = [rdkit_bonds_smiles(a.z[k][a.node_mask[k]], a.x[k][a.node_mask[k]]) if a.ok[k] else None for k in range(n)]
+        rb = [rdkit_bonds_smiles(a.z[k][a.node_mask[k]], a.x[k][a.node_mask[k]]) if ok[k] else None for k in range(n)]
         out['validity_rdkit_bonds'] = sum(s is not None for s in rb) / n if n else float('nan')
         lap('rdkit_bonds')
-    props = chem_properties(fr)
+    props = chem_properties(heavy, hydrogens_removed=True)
     for k in CHEM_PROPERTIES: out[f'{k}_mean'] = float(props[k].mean()) if len(props[k]) else float('nan')
     lap('chemistry')
     geo = geometry_distributions(a); lap('geometry')
@@ -516,7 +721,8 @@ def evaluate_molecules(samples,                               # list of (z, pos)
             if note: notes['fcd'] = note
         else: out['fcd'] = float('nan'); notes['fcd'] = 'fcd=False'
         lap('fcd')
-        out.update(fingerprint_coverage(valid, ref.smiles, coverage_threshold)); lap('coverage')
+        gen_fps = fingerprint_set(valid, [h for h, s in zip(heavy, hsmi) if s])
+        out.update(fingerprint_coverage(gen_fps, ref.fingerprint_set(), coverage_threshold)); lap('coverage')
     if posebusters:
         idx = [k for k, f in enumerate(fr) if f is not None]
         rng = np.random.default_rng(seed)

@@ -14,10 +14,11 @@ from .core import (Batch, ModelOutput, check_choice, remove_mean, assert_mean_ze
                            lattice_to_params)
 
 # %% auto #0
-__all__ = ['KINDS', 'State', 'SCHEDULERS', 'ODE_SOLVERS', 'randn', 'rand', 'encode_types', 'decode_types', 'wrap', 'mod1',
-           'project', 'tangent_kind', 'difference', 'gaussian_noise', 'prior_noise', 'assert_centered', 'masked_mse',
-           'SchedulerOutput', 'CondOTScheduler', 'CosineScheduler', 'bc', 'PathSample', 'AffinePath', 'TorusPath',
-           'ode_solve', 'sde_solve', 'NAtomsSampler', 'lattice_statistics', 'ProcessConfig', 'Process']
+__all__ = ['KINDS', 'State', 'SCHEDULERS', 'ODE_SOLVERS', 'TIME_SAMPLERS', 'RESIDUALS', 'randn', 'rand', 'encode_types',
+           'decode_types', 'wrap', 'mod1', 'project', 'tangent_kind', 'difference', 'gaussian_noise', 'prior_noise',
+           'assert_centered', 'masked_mse', 'SchedulerOutput', 'CondOTScheduler', 'CosineScheduler', 'bc', 'PathSample',
+           'AffinePath', 'TorusPath', 'ode_solve', 'sde_solve', 'NAtomsSampler', 'lattice_statistics', 'sample_times',
+           'ProcessConfig', 'is_residual', 'residual_add', 'Process']
 
 # %% ../nbs/30_process.ipynb #03f5bf39
 def randn(shape, device=None, generator: torch.Generator | None = None) -> Tensor:
@@ -196,6 +197,7 @@ def ode_solve(velocity: Callable,            # velocity(state, t (B,)) → dict 
               proj: Callable = lambda s: s,  # puts a state back on its space after each (sub)step
               t0: float = 0.0,               # start time
               t1: float = 1.0,               # end time
+              open_end: bool = True,         # never evaluate the velocity at t1 (singular for x̂₁-derived fields)
              ) -> State:
     "Integrate dx/dt = velocity(x, t) from t0 to t1 with a fixed-step method; returns the final state."
     check_choice('ODE solver', method, ODE_SOLVERS)
@@ -212,9 +214,19 @@ def ode_solve(velocity: Callable,            # velocity(state, t (B,)) → dict 
         elif method == 'midpoint':
             k2 = velocity(proj(_axpy(x, dt / 2, (1, k1))), t + dt / 2)
             x = proj(_axpy(x, dt, (1, k2)))
+        elif method == 'heun' and open_end and i == n - 1:   # last step: midpoint (2 evaluations, none at t1)
+            k2 = velocity(proj(_axpy(x, dt / 2, (1, k1))), t + dt / 2)
+            x = proj(_axpy(x, dt, (1, k2)))
         elif method == 'heun':
             k2 = velocity(proj(_axpy(x, dt, (1, k1))), t + dt)
             x = proj(_axpy(x, dt / 2, (1, k1), (1, k2)))
+        elif open_end and i == n - 1:                        # RK4's last step: two midpoint half-steps (4 evaluations)
+            h = dt / 2
+            k2 = velocity(proj(_axpy(x, h / 2, (1, k1))), t + h / 2)
+            x = proj(_axpy(x, h, (1, k2)))
+            k3 = velocity(x, t + h)
+            k4 = velocity(proj(_axpy(x, h / 2, (1, k3))), t + 1.5 * h)
+            x = proj(_axpy(x, h, (1, k4)))
         else:
             k2 = velocity(proj(_axpy(x, dt / 2, (1, k1))), t + dt / 2)
             k3 = velocity(proj(_axpy(x, dt / 2, (1, k2))), t + dt / 2)
@@ -277,13 +289,45 @@ def lattice_statistics(lattices: Tensor) -> tuple[Tensor, Tensor]:
     return p.mean(0).float(), p.std(0).clamp(min=1e-3).float()
 
 # %% ../nbs/30_process.ipynb #89f4f10e
+TIME_SAMPLERS = ('uniform', 'beta', 'logit_normal')
+
+def sample_times(B: int,                  # number of times
+                 sampler: str = 'uniform',# one of TIME_SAMPLERS
+                 a: float = 1.0,          # Beta(a, b) shape a, or the logit-normal's mean
+                 b: float = 1.0,          # Beta(a, b) shape b, or the logit-normal's standard deviation
+                 device=None, generator=None) -> Tensor:
+    "(B,) training times in [0, 1): uniform, Beta(a, b) (by the inverse CDF of uniform draws) or sigmoid(N(a, b²))."
+    check_choice('time sampler', sampler, TIME_SAMPLERS)
+    if sampler == 'uniform': return rand((B,), device, generator)
+    if sampler == 'logit_normal':
+        if b <= 0: raise ValueError(f"the logit-normal's standard deviation t_b must be > 0, got {b}")
+        return torch.sigmoid(a + b * randn((B,), device, generator))
+    if a <= 0 or b <= 0: raise ValueError(f"Beta shapes t_a, t_b must be > 0, got {a}, {b}")
+    import scipy.special
+    u = rand((B,), None, generator).double().numpy()
+    return torch.as_tensor(scipy.special.betaincinv(a, b, u), dtype=torch.float32, device=device).clamp(0, 1 - 1e-6)
+
 @dataclass
 class ProcessConfig:
     "Fields shared by every process."
-    type_scale: float = 0.25  # one-hot atom types are scaled by this (EDM: 0.25)
+    type_scale: float = 0.25  # one-hot atom types are scaled by this (EDM's 0.25 suits ε-prediction; x₁/velocity targets want ~1)
     w_x: float = 1.0          # loss weight of positions / fractional coordinates
     w_h: float = 1.0          # loss weight of atom-type features
     w_lattice: float = 1.0    # loss weight of lattice parameters (crystals)
+    t_sampler: str = 'uniform'# training-time distribution: uniform, beta (t_a, t_b) or logit_normal (mean t_a, std t_b)
+    t_a: float = 1.0          # first parameter of the time sampler
+    t_b: float = 1.0          # second parameter of the time sampler
+
+# %% ../nbs/30_process.ipynb #4bad3253
+RESIDUALS = ('x', 'all', 'none')
+
+def is_residual(residual: str, key: str) -> bool:
+    "Whether variable `key` is predicted as a residual under the setting `residual` (one of RESIDUALS)."
+    return residual == 'all' or (residual == 'x' and key == 'x')
+
+def residual_add(kind: str, x_t: Tensor, out: Tensor, node_mask: Tensor, scale: Tensor | None = None) -> Tensor:
+    "x̂_1 = x_t + scale · out (scale (B,), e.g. the path's noise level; None: 1), back on the space of `kind`."
+    return project(kind, x_t + (out if scale is None else bc(scale, out) * out), node_mask)
 
 # %% ../nbs/30_process.ipynb #ec7e9409
 class Process:
@@ -298,6 +342,7 @@ class Process:
         valid = [f.name for f in fields(self.Config)]
         for k in cfg: check_choice(f'{self.name} config field', k, valid)
         self.cfg = self.Config(**cfg)
+        check_choice('time sampler (t_sampler)', self.cfg.t_sampler, TIME_SAMPLERS)
         vocab = tuple(int(v) for v in vocab)
         if not vocab or len(set(vocab)) != len(vocab) or min(vocab) < 1:
             raise ValueError(f"vocab must be distinct atomic numbers ≥ 1, got {vocab}")
@@ -312,6 +357,9 @@ class Process:
 
     @property
     def n_types(self) -> int: return len(self.vocab)
+    def times(self, B: int, device=None, generator=None) -> Tensor:
+        "(B,) training times from the configured time sampler."
+        return sample_times(B, self.cfg.t_sampler, self.cfg.t_a, self.cfg.t_b, device, generator)
     def __repr__(self): return f"{type(self).__name__}(vocab={self.vocab}, periodic={self.periodic}, {self.cfg})"
 
     # --- states ---------------------------------------------------------------------------------------------------

@@ -4,15 +4,17 @@
 
 # %% ../nbs/01_store.ipynb #ce11ab2b
 from __future__ import annotations
-import os, shutil, urllib.request
+import os, shutil, urllib.request, warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 from tqdm.auto import tqdm
 from .core import cache_dir, sha256_file, atomic_write
 
 # %% auto #0
-__all__ = ['DataUnavailableError', 'ChecksumError', 'RemoteFile', 'data_dir', 'download', 'fetch']
+__all__ = ['DataUnavailableError', 'ChecksumError', 'IncompleteDownloadError', 'RemoteFile', 'data_dir', 'download', 'fetch',
+           'cached_file']
 
 # %% ../nbs/01_store.ipynb #56557873
 class DataUnavailableError(FileNotFoundError):
@@ -20,6 +22,9 @@ class DataUnavailableError(FileNotFoundError):
 
 class ChecksumError(ValueError):
     "A data file whose SHA-256 differs from the expected one; it is not used."
+
+class IncompleteDownloadError(ConnectionError):
+    "A download whose connection ended before the announced `Content-Length` arrived; nothing of it was kept."
 
 @dataclass(frozen=True)
 class RemoteFile:
@@ -43,19 +48,26 @@ def _verify(path: Path, expected: str | None, what: str):
 
 def download(url: str, dest, sha256: str | None = None, urlopen=urllib.request.urlopen, progress: bool = True,
              desc: str | None = None) -> Path:
-    "Download `url` to `dest` atomically with a progress bar; verify `sha256` before the file takes its place."
+    "Download `url` to `dest` atomically with a progress bar; check the announced length and `sha256` before the file takes its place."
     dest = Path(dest)
     def _write(tmp: Path):
+        got = 0
         with urlopen(url) as r, open(tmp, 'wb') as f:
             total = int(getattr(r, 'headers', {}).get('Content-Length') or 0) or None
             with tqdm(total=total, unit='B', unit_scale=True, desc=desc or dest.name, disable=not progress) as bar:
                 while (chunk := r.read(1 << 16)):
-                    f.write(chunk); bar.update(len(chunk))
+                    f.write(chunk); got += len(chunk); bar.update(len(chunk))
+        if total is not None and got != total:   # http.client returns a short read, not an error, when the server hangs up
+            raise IncompleteDownloadError(f"download of {url} ended after {got:,} of {total:,} bytes; nothing of it was kept")
         _verify(tmp, sha256, f'download of {url} →')
     return atomic_write(dest, _write)
 
+def _pinned(pin: Path) -> str | None:
+    words = pin.read_text().split() if pin.exists() else []
+    return words[0] if words else None
+
 def fetch(rf: RemoteFile, data_dir_=None, urlopen=urllib.request.urlopen, progress: bool = True) -> Path:
-    "Local path of `rf`: from the data folder, the cache, or a checksummed download into the cache."
+    "Local path of `rf`: from the data folder, the cache (re-downloaded if it fails its check), or a checksummed download into the cache."
     local = data_dir(data_dir_)
     if local is not None and (local / rf.relpath).exists():
         p = local / rf.relpath
@@ -63,18 +75,40 @@ def fetch(rf: RemoteFile, data_dir_=None, urlopen=urllib.request.urlopen, progre
         return p
     cached = cache_dir('downloads') / rf.relpath
     pin = cached.with_name(cached.name + '.sha256')
+    expected = rf.sha256 or _pinned(pin)
     if cached.exists():
-        expected = rf.sha256 or (pin.read_text().split()[0] if pin.exists() else None)
-        _verify(cached, expected, 'cached file')
-        return cached
+        if expected is None or sha256_file(cached) == expected:
+            if rf.sha256 is None and expected is None:   # downloaded, then killed before its pin was written
+                atomic_write(pin, lambda p: p.write_text(f"{sha256_file(cached)}  {rf.relpath}\n"))
+            return cached
+        warnings.warn(f"cached file {cached} fails its SHA-256 check (truncated or altered): deleted, downloading it again")
+        cached.unlink()
     try:
-        download(rf.url, cached, rf.sha256, urlopen=urlopen, progress=progress, desc=rf.relpath)
-    except ChecksumError: raise
+        download(rf.url, cached, expected, urlopen=urlopen, progress=progress, desc=rf.relpath)
+    except ChecksumError as e:
+        if rf.sha256 is None and expected is not None:
+            raise ChecksumError(f"{e} The expected SHA-256 was pinned in {pin} on the first download; if the remote file "
+                                f"changed on purpose, delete {pin}.") from None
+        raise
     except Exception as e:
         where = f"{local / rf.relpath} (the data folder) or " if local is not None else ''
         raise DataUnavailableError(
             f"could not download {rf.url} ({type(e).__name__}: {e}). Put the file at {where}{cached}, "
             f"or set MOLBENCH_DATA_DIR to a folder holding {rf.relpath}.") from e
-    if rf.sha256 is None:
+    if rf.sha256 is None and expected is None:
         atomic_write(pin, lambda p: p.write_text(f"{sha256_file(cached)}  {rf.relpath}\n"))
     return cached
+
+def cached_file(path,                              # the cache file
+                build: Callable[[Path], Any],      # build(tmp_path) writes the file's content to tmp_path
+                what: str = 'cache file'           # how warnings name it
+               ) -> Path:
+    "`path`, (re)built by `build` when it is missing, has no SHA-256 sidecar or fails it — a half-written or truncated cache file is never used."
+    path = Path(path); side = path.with_name(path.name + '.sha256')
+    if path.exists():
+        want = _pinned(side)
+        if want is not None and sha256_file(path) == want: return path
+        warnings.warn(f"{what} {path} {'has no checksum sidecar' if want is None else 'fails its SHA-256 check (truncated or altered)'}: rebuilding it")
+    atomic_write(path, build)                                                  # complete or absent
+    atomic_write(side, lambda p: p.write_text(f"{sha256_file(path)}  {path.name}\n"))   # then vouched for
+    return path

@@ -16,15 +16,16 @@ import yaml
 
 import molbench
 from .core import (ARCHS, GENS, DATASETS, Batch, check_choice, set_seed, get_device, write_json, write_text,
-                           atomic_write, element_symbol, atomic_number, lattice_to_params)
-from .trainer import Trainer, TrainConfig, AMP_MODES
+                           read_json, atomic_write, element_symbol, atomic_number, lattice_to_params)
+from .trainer import Trainer, TrainConfig, AMP_MODES, fault_point, writing, atomic_torch_save
 
 # %% auto #0
-__all__ = ['DATA_MODULES', 'PARAM_NAMES', 'PARAMS_DIR', 'register_all', 'RunParams', 'profile_path', 'load_profile',
-           'train_config', 'validate_params', 'resolve_params', 'RunData', 'data_statistics', 'build_data',
-           'build_model', 'build_process', 'make_run_dir', 'build_trainer', 'concat_batches', 'generate', 'structures',
-           'finite_ids', 'distribution_checks', 'evaluate_samples', 'xyz_block', 'edm_molecules', 'write_samples',
-           'training_curve', 'start_run', 'finish_run', 'run']
+__all__ = ['DATA_MODULES', 'PARAM_NAMES', 'PARAMS_DIR', 'RESULTS', 'TIMING', 'TIMING_KEYS', 'register_all', 'RunParams',
+           'profile_path', 'load_profile', 'train_config', 'validate_params', 'resolve_params', 'RunData',
+           'data_statistics', 'build_data', 'build_model', 'build_process', 'make_run_dir', 'build_trainer',
+           'concat_batches', 'generate', 'structures', 'finite_ids', 'distribution_checks', 'evaluate_samples',
+           'xyz_block', 'edm_molecules', 'write_samples', 'training_curve', 'same_run', 'existing_run_dir', 'start_run',
+           'read_run', 'finish_run', 'run']
 
 # %% ../nbs/41_train.ipynb #a2d92e2e
 DATA_MODULES = ('qm9', 'crystals')  # modules that register DATASETS
@@ -80,7 +81,7 @@ class RunParams:
     metrics: bool = True                # compute molbench.metrics' EDM / CDVAE metrics (the run's own checks always run)
     n_reference: int = 1000             # first n training structures used as the metrics' reference (W1, FCD, coverage, novelty)
     device: str = 'auto'                # 'auto' | 'cpu' | 'cuda' | 'mps'
-    run_dir: str | None = None          # output folder (None: <runs_root>/<dataset>-<arch>-<gen>-<timestamp>); never reused
+    run_dir: str | None = None          # output folder (None: <runs_root>/<dataset>-<arch>-<gen>-<timestamp>); the same run continues in it
     runs_root: str = 'runs'             # parent of the default run folders
     resume: str | None = None           # a run folder or checkpoint to continue training from
     progress: bool = True               # progress bars
@@ -222,10 +223,10 @@ def make_run_dir(p: RunParams) -> Path:
     raise RuntimeError(f"could not create a new run folder next to {base}")
 
 def build_trainer(p: RunParams, model, process, data: RunData, run_dir) -> Trainer:
-    "A `Trainer` for the process's loss; resumed from `p.resume` when given."
+    "A `Trainer` for the process's loss, continuing the run folder's own newest usable checkpoint, else `p.resume` if given."
     t = Trainer(model, process.loss, data.loader, train_config(p), run_dir,
                 meta={'params': asdict(p), 'vocab': list(data.vocab), 'n_atoms_hist': data.n_atoms_hist})
-    if p.resume: t.resume(p.resume)
+    t.continue_run(p.resume)
     return t
 
 # %% ../nbs/41_train.ipynb #436d96b3
@@ -249,6 +250,7 @@ def generate(p: RunParams, model, process, data: RunData, device=None) -> tuple[
     out, t0 = [], time.perf_counter()
     for chunk in counts.split(p.sample_batch_size):
         out.append(process.sample(model, chunk.to(device), p.nfe, generator=g).to('cpu'))
+        fault_point('sample')                                                        # test hook: a kill mid-sampling
     secs = time.perf_counter() - t0
     return concat_batches(out), {'sampling_s': secs, 'samples_per_s': p.n_samples / max(secs, 1e-9), 'nfe': p.nfe}
 
@@ -340,19 +342,22 @@ def edm_molecules(samples: Batch) -> list:
         out.append(mol)
     return out
 
+def _write_text(path: Path, text: str):
+    with writing(path): write_text(path, text)
+
 def write_samples(run_dir, samples: Batch, periodic: bool) -> dict:
-    "Write samples.pt and XYZ + SDF (molecules) or CIF files (crystals); returns what was written."
+    "Write samples.pt and XYZ + SDF (molecules) or CIF files (crystals), each atomically; returns what was written."
     run_dir = Path(run_dir)
-    atomic_write(run_dir / 'samples.pt', lambda f: torch.save({k: v for k, v in vars(samples).items() if v is not None}, f))
+    atomic_torch_save({k: v for k, v in vars(samples).items() if v is not None}, run_dir / 'samples.pt')
     good, st = finite_ids(samples), structures(samples)
     info = {'samples.pt': len(samples)}
     if not periodic:
-        write_text(run_dir / 'samples.xyz', ''.join(xyz_block(st[i]['z'], st[i]['x'], f'sample {i}') for i in good))
+        _write_text(run_dir / 'samples.xyz', ''.join(xyz_block(st[i]['z'], st[i]['x'], f'sample {i}') for i in good))
         from rdkit import Chem
         mols, blocks = edm_molecules(samples), []
         for i in good:
             if mols[i] is not None: mols[i].SetProp('_Name', f'sample {i}'); blocks.append(Chem.MolToMolBlock(mols[i]) + '$$$$\n')
-        write_text(run_dir / 'samples.sdf', ''.join(blocks))
+        _write_text(run_dir / 'samples.sdf', ''.join(blocks))
         info.update({'samples.xyz': len(good), 'samples.sdf': len(blocks)})
     else:
         from pymatgen.core import Lattice, Structure
@@ -361,7 +366,7 @@ def write_samples(run_dir, samples: Batch, periodic: bool) -> dict:
         for i in good:
             try: text = str(CifWriter(Structure(Lattice(st[i]['lattice']), [int(a) for a in st[i]['z']], st[i]['x'] % 1.0)))
             except Exception as e: failed.append(i); continue   # e.g. a degenerate lattice
-            write_text(run_dir / 'cif' / f'sample_{i:04d}.cif', text); n += 1
+            _write_text(run_dir / 'cif' / f'sample_{i:04d}.cif', text); n += 1
         info.update({'cif': n, 'cif_failed_ids': failed})
     return info
 
@@ -378,23 +383,62 @@ def training_curve(rows: list[dict]):
     return fig
 
 # %% ../nbs/41_train.ipynb #374d8007
+RESULTS, TIMING = 'metrics.json', 'timing.json'   # a run's results (written last: their presence marks a finished run), its wall-clock times
+TIMING_KEYS = ('elapsed_s', 'samples_per_s', 'sampling_s', 'seconds', 'timings')  # wall-clock fields: timing.json, never metrics.json
+_NOT_THE_RUN = ('run_dir', 'profile', 'progress', 'runs_root')  # params.yaml keys that do not change what a run computes
+
+def _what_runs(d: dict) -> dict:
+    return yaml.safe_load(yaml.safe_dump({k: v for k, v in d.items() if k not in _NOT_THE_RUN}, sort_keys=True))
+
+def same_run(run_dir, p: RunParams) -> bool:
+    "Does `run_dir/params.yaml` describe the run `p` (every parameter but the folder, profile names and progress bars)?"
+    f = Path(run_dir) / 'params.yaml'
+    try: old = yaml.safe_load(f.read_text())
+    except (OSError, yaml.YAMLError): return False
+    return isinstance(old, dict) and _what_runs(old) == _what_runs(asdict(p))
+
+def existing_run_dir(p: RunParams) -> Path | None:
+    "The folder that already holds the run `p`: `p.run_dir` or one of its `-2`, `-3`, … siblings; None without an explicit `run_dir`."
+    if not p.run_dir: return None
+    base = Path(p.run_dir)
+    for k in range(1, 10_000):
+        d = base if k == 1 else base.with_name(f'{base.name}-{k}')
+        if not d.exists(): return None
+        if same_run(d, p): return d
+    return None
+
 def start_run(p: RunParams, profile=None) -> Path:
-    "Create the run folder and write `params.yaml` into it (before training, so a crashed run still says what it was)."
-    out = make_run_dir(p)
-    write_text(out / 'params.yaml', yaml.safe_dump({**asdict(p), 'run_dir': str(out), 'profile': profile}, sort_keys=False))
+    "The run's folder: the one already holding this run (to continue), else a new one with `params.yaml` written before training."
+    out = existing_run_dir(p)
+    if out is not None: return out
+    with writing(Path(p.run_dir or p.runs_root)): out = make_run_dir(p)
+    _write_text(out / 'params.yaml', yaml.safe_dump({**asdict(p), 'run_dir': str(out), 'profile': profile}, sort_keys=False))
     return out
 
+def read_run(run_dir) -> dict:
+    "A finished run's results as `run` returns them: `metrics.json`, plus `run_dir` and `timing` (`timing.json`)."
+    d = Path(run_dir)
+    return {'run_dir': str(d), **read_json(d / RESULTS), 'timing': read_json(d / TIMING) if (d / TIMING).exists() else {}}
+
 def finish_run(out, p: RunParams, data: RunData, trainer: Trainer, samples: Batch, timing: dict) -> dict:
-    "Evaluate the samples and write metrics.json, the sample files and training_curve.json; returns the metrics."
+    "Evaluate the samples; write the sample files, training_curve.json, timing.json and, last, metrics.json; returns `read_run`'s dict."
     out = Path(out)
-    res = {'run_dir': str(out), 'arch': p.arch, 'gen': p.gen, 'dataset': p.dataset,
+    train = dict(trainer.summary or {})
+    wall = {'train': {k: train.pop(k, None) for k in ('elapsed_s', 'samples_per_s')},     # wall-clock: timing.json only
+            'sampling': {k: timing[k] for k in ('sampling_s', 'samples_per_s') if k in timing}}
+    ev = evaluate_samples(samples, data, p)
+    if isinstance(ev.get('metrics'), dict):
+        wall['metrics'] = {k: ev['metrics'].pop(k) for k in ('seconds', 'timings') if k in ev['metrics']}
+    res = {'arch': p.arch, 'gen': p.gen, 'dataset': p.dataset, 'seed': p.seed,
            'n_params': sum(q.numel() for q in trainer.model.parameters()), 'device': str(trainer.device),
-           'train': trainer.summary, 'sampling': timing, **evaluate_samples(samples, data, p)}
+           'train': train, 'sampling': {'nfe': timing.get('nfe', p.nfe)}, **ev}
     res['files'] = write_samples(out, samples, data.periodic)
-    write_text(out / 'training_curve.json', training_curve(trainer.logger.rows).to_json())
-    write_json(out / 'metrics.json', res)
+    _write_text(out / 'training_curve.json', training_curve(trainer.logger.rows).to_json())
+    fault_point('results')                                           # test hook: a kill with the samples written, no metrics
+    with writing(out / TIMING): write_json(out / TIMING, wall)
+    with writing(out / RESULTS): write_json(out / RESULTS, res)      # last: the mark of a finished run
     trainer.logger.close()
-    return res
+    return {'run_dir': str(out), **res, 'timing': wall}
 
 def run(arch: str | None = None,         # backbone name (ARCHS)
         gen: str | None = None,          # process name (GENS)
@@ -410,19 +454,22 @@ def run(arch: str | None = None,         # backbone name (ARCHS)
         n_samples: int | None = None,    # structures generated
         nfe: int | None = None,          # network evaluations per sample
         device: str | None = None,       # 'auto' | 'cpu' | 'cuda'
-        run_dir: str | None = None,      # output folder (never reused)
+        run_dir: str | None = None,      # output folder; the same run in it is continued (interrupted) or read back (finished)
         resume: str | None = None,       # run folder / checkpoint to continue from
         n_train: int | None = None,      # first n training structures
         profile=None,                    # params/<profile>.yaml name(s) merged under the explicit values
         **more                           # any other RunParams field
        ) -> dict:
-    "Train a generative model and sample from it; returns the metrics written to `<run_dir>/metrics.json`. None = from profile / default."
+    "Train a generative model and sample from it; returns `<run_dir>/metrics.json` with `run_dir` and `timing` added. None = from profile / default."
     given = {k: v for k, v in locals().items() if k not in ('profile', 'more')}
     p = resolve_params(profile, **given, **more)                     # every name checked before anything is loaded
+    done = existing_run_dir(p)
+    if done is not None and (done / RESULTS).exists(): return read_run(done)   # this very run has finished: read it back
     data = build_data(p)                                             # data → statistics → loader
-    out = start_run(p, profile)
+    out = start_run(p, profile)                                      # a new folder, or this run's own to continue
     model, process = build_model(p, data), build_process(p, data)   # backbone, process
-    trainer = build_trainer(p, model, process, data, out)
+    trainer = build_trainer(p, model, process, data, out)            # resumes the folder's newest usable checkpoint
+    if trainer.step: print(f"{out}: continuing from step {trainer.step} of {p.steps}")
     trainer.fit()                                                    # train
     samples, timing = generate(p, trainer.ema.model, process, data, trainer.device)  # sample with the EMA weights
     return finish_run(out, p, data, trainer, samples, timing)       # evaluate, save

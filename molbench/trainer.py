@@ -4,7 +4,7 @@
 
 # %% ../nbs/40_trainer.ipynb #e46da22d
 from __future__ import annotations
-import contextlib, copy, csv, io, json, math, os, random, time, warnings
+import contextlib, copy, csv, errno, io, json, math, os, random, signal, sys, time, warnings
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 from typing import Any, Callable
@@ -19,9 +19,10 @@ from fastcore.basics import patch
 from .core import atomic_write, sha256_file, set_seed, get_device, check_choice, write_text
 
 # %% auto #0
-__all__ = ['AMP_MODES', 'CKPT_LAST', 'CKPT_PREV', 'TrainConfig', 'WarmupCosine', 'EMA', 'CheckpointError', 'verify_checkpoint',
-           'save_checkpoint', 'load_checkpoint', 'RunLogger', 'NonFiniteLossError', 'batch_len', 'rng_state',
-           'set_rng_state', 'preserved_rng', 'check_loader', 'Trainer']
+__all__ = ['AMP_MODES', 'FAULT_ENV', 'FAULT_POINTS', 'CKPT_LAST', 'CKPT_PREV', 'TrainConfig', 'WarmupCosine', 'EMA',
+           'fault_point', 'DiskWriteError', 'writing', 'atomic_torch_save', 'CheckpointError', 'verify_checkpoint',
+           'save_checkpoint', 'load_checkpoint', 'remove_stale_temps', 'RunLogger', 'NonFiniteLossError', 'batch_len',
+           'rng_state', 'set_rng_state', 'preserved_rng', 'check_loader', 'Trainer', 'deterministic_mode']
 
 # %% ../nbs/40_trainer.ipynb #396008c0
 AMP_MODES = ('none', 'bf16', 'fp16')  # autocast modes; used on CUDA only
@@ -111,6 +112,71 @@ class EMA:
     def load_state_dict(self, sd: dict):
         self.model.load_state_dict(sd['model']); self.n_updates = sd['n_updates']
 
+# %% ../nbs/40_trainer.ipynb #3525c01b
+FAULT_ENV = 'MOLBENCH_FAULT'   # test hook: 'point:n[,point:n…]' SIGKILLs the process the n-th time it reaches `point`
+FAULT_POINTS = ('train_step', 'ckpt_write', 'ckpt_rotate', 'sample', 'results', 'sweep_row')  # where fault_point is called
+_FAULT_HITS: dict[str, int] = {}   # per process: times each point was reached while $MOLBENCH_FAULT was set
+
+def fault_point(name: str):
+    "Test hook, inert unless `$MOLBENCH_FAULT` names `name`: SIGKILL this process the n-th time it gets here (`name:n`)."
+    spec = os.environ.get(FAULT_ENV)
+    if not spec: return
+    check_choice('fault point', name, FAULT_POINTS)
+    ns = []
+    for item in spec.split(','):
+        point, _, n = item.strip().partition(':')
+        check_choice(f'fault point (in ${FAULT_ENV}={spec!r})', point, FAULT_POINTS)
+        if not n.strip().isdigit() or int(n) < 1:
+            raise ValueError(f"${FAULT_ENV}={spec!r}: {item.strip()!r} must read 'point:n' with a count n ≥ 1")
+        if point == name: ns.append(int(n))
+    if not ns: return
+    hits = _FAULT_HITS[name] = _FAULT_HITS.get(name, 0) + 1
+    if hits in ns:
+        sys.stderr.write(f"molbench: ${FAULT_ENV} kills process {os.getpid()} at {name}:{hits}\n"); sys.stderr.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+class DiskWriteError(OSError):
+    "A run-folder file could not be written (disk full, read-only, size limit, permissions); files written before are intact."
+
+_WRITE_FAILURES = {errno.ENOSPC: 'the disk is full', errno.EROFS: 'the file system is read-only',
+                   errno.EFBIG: 'the file would exceed the file-size limit (ulimit -f)', errno.EDQUOT: 'the disk quota is exceeded',
+                   errno.EACCES: 'permission denied', errno.EPERM: 'operation not permitted', errno.EIO: 'an I/O error'}
+
+@contextlib.contextmanager
+def writing(path):
+    "Re-raise an `OSError` from the block as a `DiskWriteError` naming `path`, the cause, and what is safe."
+    try: yield
+    except DiskWriteError: raise
+    except OSError as e:
+        path = Path(path)
+        why = _WRITE_FAILURES.get(e.errno) or e.strerror or str(e)
+        code = f" ({errno.errorcode[e.errno]})" if e.errno in errno.errorcode else ''
+        msg = (f"cannot write {path}: {why}{code}. Every file of a run folder is written atomically (a temporary file, then a "
+               f"rename), so this file's previous version and everything written before are intact. Free space or make "
+               f"{path.parent} writable, then rerun the same run folder to continue.")
+        err = DiskWriteError(msg); err.errno = e.errno   # the message first; `errno` kept for callers that check it
+        raise err from e
+
+class _KeepWriteError:
+    "A write-only view of a file that remembers the `OSError` of a failed write (torch.save would replace it with a RuntimeError)."
+    def __init__(self, f): self.f, self.error = f, None
+    def write(self, b):
+        try: return self.f.write(b)
+        except OSError as e: self.error = e; raise
+    def flush(self): self.f.flush()
+
+def _torch_save(obj, path: Path):
+    with open(path, 'wb') as f:
+        out = _KeepWriteError(f)
+        try: torch.save(obj, out)
+        except RuntimeError:
+            if out.error is not None: raise out.error from None
+            raise
+
+def atomic_torch_save(obj, path) -> Path:
+    "`torch.save(obj)` to `path` atomically; a failed write raises `DiskWriteError` naming `path` and leaves no partial file."
+    with writing(path): return atomic_write(path, lambda p: _torch_save(obj, p))
+
 # %% ../nbs/40_trainer.ipynb #2590a065
 CKPT_LAST, CKPT_PREV = 'ckpt_last.pt', 'ckpt_prev.pt'
 
@@ -131,15 +197,20 @@ def verify_checkpoint(path) -> str | None:
 
 def save_checkpoint(state: dict, run_dir) -> Path:
     "Write `state` to `run_dir/ckpt_last.pt` atomically with a SHA-256 sidecar, keeping the previous good one as `ckpt_prev.pt`."
-    run_dir = Path(run_dir); run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(run_dir)
     last, prev = run_dir / CKPT_LAST, run_dir / CKPT_PREV
-    new = atomic_write(run_dir / '.ckpt_new.pt', lambda p: torch.save(state, p))      # 1. complete or absent
-    digest = sha256_file(new)
-    if last.exists() and verify_checkpoint(last) is None:                                # 2. rotate a good `last` only
-        write_text(_sidecar(prev), _sidecar(last).read_text())
-        os.replace(last, prev)
-    write_text(_sidecar(last), f'{digest}  {CKPT_LAST}\n')                               # 3. sidecar, then the file
-    os.replace(new, last)
+    def _write(p: Path):
+        _torch_save(state, p); fault_point('ckpt_write')
+    with writing(last):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        new = atomic_write(run_dir / '.ckpt_new.pt', _write)                              # 1. complete or absent
+        digest = sha256_file(new)
+        if last.exists() and verify_checkpoint(last) is None:                            # 2. rotate a good `last` only
+            write_text(_sidecar(prev), _sidecar(last).read_text())
+            os.replace(last, prev)
+        write_text(_sidecar(last), f'{digest}  {CKPT_LAST}\n')                           # 3. sidecar, then the file
+        fault_point('ckpt_rotate')
+        os.replace(new, last)
     return last
 
 def _candidates(path) -> list[Path]:
@@ -165,6 +236,13 @@ def load_checkpoint(path,                 # a run folder, or a checkpoint file
         if p.exists() or _sidecar(p).exists(): warnings.warn(f"checkpoint {p} is unusable — {reason}; trying the previous one")
     raise CheckpointError("no usable checkpoint:\n  " + "\n  ".join(problems))
 
+def remove_stale_temps(run_dir) -> list[Path]:
+    "Delete the temporary files a killed process left in `run_dir` (`atomic_write`'s `.<name>.<random>.tmp`, `.ckpt_new.pt`)."
+    run_dir = Path(run_dir)
+    stale = [p for p in run_dir.rglob('.*.tmp') if p.is_file()] + [p for p in [run_dir / '.ckpt_new.pt'] if p.exists()]
+    for p in stale: p.unlink()
+    return stale
+
 # %% ../nbs/40_trainer.ipynb #f186056e
 class RunLogger:
     "Write log rows to `log.jsonl` + `log.csv` in `run_dir`; to TensorBoard / W&B when enabled. Rows are also kept in `.rows`."
@@ -186,23 +264,38 @@ class RunLogger:
                 raise ImportError(f"wandb_project={wandb_project!r} needs the `wandb` package (pip install wandb)") from e
             self.wandb = wandb.init(project=wandb_project, dir=str(self.run_dir or '.'), config=config or {})
         if self.run_dir is not None:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            if self.jsonl.exists(): self.rows = [json.loads(l) for l in self.jsonl.read_text().splitlines() if l.strip()]
+            with writing(self.run_dir): self.run_dir.mkdir(parents=True, exist_ok=True)
+            if self.jsonl.exists(): self.rows = self._read()
 
     @property
     def jsonl(self) -> Path: return self.run_dir / 'log.jsonl'
     @property
     def csv(self) -> Path: return self.run_dir / 'log.csv'
 
+    def _read(self) -> list[dict]:
+        "The rows of `log.jsonl`; a last row cut short (a kill or a full disk mid-write) is dropped and the file repaired."
+        *lines, tail = self.jsonl.read_text(encoding='utf-8').split('\n')   # tail: '' after a complete last row
+        rows = []
+        for i, l in enumerate(lines, 1):
+            if not l.strip(): continue
+            try: rows.append(json.loads(l))
+            except json.JSONDecodeError as e: raise ValueError(f"{self.jsonl}, line {i}: not a JSON row ({e}); the log is damaged") from None
+        if tail.strip():
+            try: rows.append(json.loads(tail))                             # complete but for its newline
+            except json.JSONDecodeError:
+                warnings.warn(f"{self.jsonl}: dropped an unfinished last row ({len(tail)} characters written before a crash)")
+            self._write_all(rows)
+        return rows
+
     def log(self, row: dict):
         "Record one row (a flat dict with a 'step')."
         row = {k: (v.item() if isinstance(v, Tensor) else v) for k, v in row.items()}
         self.rows.append(row)
         if self.run_dir is not None:
-            with open(self.jsonl, 'a', encoding='utf-8') as f: f.write(json.dumps(row) + '\n')
+            with writing(self.jsonl), open(self.jsonl, 'a', encoding='utf-8') as f: f.write(json.dumps(row) + '\n')
             if self._csv_keys is None or not set(row) <= set(self._csv_keys): self._rewrite_csv()
             else:
-                with open(self.csv, 'a', newline='') as f: csv.DictWriter(f, self._csv_keys).writerow(row)
+                with writing(self.csv), open(self.csv, 'a', newline='') as f: csv.DictWriter(f, self._csv_keys).writerow(row)
         num = {k: v for k, v in row.items() if isinstance(v, (int, float)) and k != 'step'}
         if self.tb is not None:
             for k, v in num.items(): self.tb.add_scalar(k, v, row['step'])
@@ -210,14 +303,26 @@ class RunLogger:
 
     def _rewrite_csv(self):
         keys = list(dict.fromkeys(k for r in self.rows for k in r))
-        buf = io.StringIO(); w = csv.DictWriter(buf, keys); w.writeheader(); w.writerows(self.rows)
-        write_text(self.csv, buf.getvalue()); self._csv_keys = keys
+        buf = io.StringIO()
+        if keys: w = csv.DictWriter(buf, keys); w.writeheader(); w.writerows(self.rows)
+        with writing(self.csv): write_text(self.csv, buf.getvalue())
+        self._csv_keys = keys or None
+
+    def _write_all(self, rows: list[dict]):
+        self.rows = list(rows)
+        with writing(self.jsonl): write_text(self.jsonl, ''.join(json.dumps(r) + '\n' for r in self.rows))
+        self._rewrite_csv()
 
     def truncate_after(self, step: int):
         "Drop rows logged after `step` (used on resume)."
-        self.rows = [r for r in self.rows if r.get('step', 0) <= step]
-        if self.run_dir is not None:
-            write_text(self.jsonl, ''.join(json.dumps(r) + '\n' for r in self.rows)); self._rewrite_csv()
+        rows = [r for r in self.rows if r.get('step', 0) <= step]
+        if self.run_dir is not None: self._write_all(rows)
+        else: self.rows = rows
+
+    def reset(self):
+        "Drop every row (a run that starts again from step 0)."
+        if self.run_dir is not None: self._write_all([])
+        else: self.rows = []
 
     def close(self):
         if self.tb is not None: self.tb.close()
@@ -306,6 +411,7 @@ class Trainer:
         self.logger = RunLogger(run_dir, cfg.tensorboard, cfg.wandb_project, asdict(cfg))
         self._data_gen, self._it, self._pending_rng = torch.Generator(), None, None
         self._fit_t0, self._saved_step = None, None
+        self._acc, self._k_acc = {}, 0    # sums of the training-log values since the last log row, and how many steps
         self.summary: dict | None = None  # what the last `fit` returned
 
     # ----- data order -----
@@ -359,6 +465,7 @@ def _train_step(self: Trainer) -> dict | None:
         self.opt.zero_grad(set_to_none=True)
         self.bad_steps += 1
         return None
+    fault_point('train_step')                                   # test hook: a kill here is a crash mid-step
     self.scaler.step(self.opt); self.scaler.update(); self.sched.step()
     self.ema.update(model)
     self.step += 1
@@ -371,6 +478,7 @@ def _state(self: Trainer) -> dict:
             'elapsed_s': self.elapsed_s + (time.perf_counter() - self._fit_t0 if self._fit_t0 else 0.0), 'samples_seen': self.samples_seen,
             'model': self.model.state_dict(), 'ema': self.ema.state_dict(), 'optimizer': self.opt.state_dict(),
             'scheduler': self.sched.state_dict(), 'scaler': self.scaler.state_dict(), 'rng': rng_state(),
+            'log_window': {'sums': dict(self._acc), 'steps': self._k_acc},
             'config': asdict(self.cfg), 'meta': self.meta}
 
 @patch
@@ -389,13 +497,29 @@ def resume(self: Trainer, path=None) -> Path:
     self.sched.lr_lambdas[0] = WarmupCosine(self.cfg.warmup_steps, self.cfg.max_steps, self.cfg.min_lr_ratio)  # this config's schedule
     self.scaler.load_state_dict(state['scaler'])
     for k in ('step', 'epoch', 'batch_idx', 'bad_steps', 'elapsed_s', 'samples_seen'): setattr(self, k, state[k])
+    window = state.get('log_window') or {'sums': {}, 'steps': 0}
+    self._acc, self._k_acc = dict(window['sums']), window['steps']
     old = {k: state['config'].get(k) for k in ('max_steps', 'lr', 'warmup_steps', 'accum_steps', 'seed')}
     new = {k: getattr(self.cfg, k) for k in old}
     if old != new: warnings.warn(f"resuming with a different config: checkpoint {old} vs now {new}; the run is not an exact continuation")
     self.meta = {**state.get('meta', {}), **self.meta}
     self._it, self._pending_rng = None, state['rng']   # RNG restored after the data position is rebuilt
+    own = self.run_dir is not None and Path(used).resolve() == (self.run_dir / CKPT_LAST).resolve()
+    self._saved_step = self.step if own else None       # this folder's `last` already holds this state: no need to rewrite it
     self.logger.truncate_after(self.step)
     return used
+
+@patch
+def continue_run(self: Trainer, fallback=None) -> Path | None:
+    "Pick this run folder up where it stopped: its newest usable checkpoint, else `fallback` (a checkpoint or another run's folder), else step 0 with the folder's old log rows dropped. Returns the checkpoint used, or None."
+    if self.run_dir is not None:
+        remove_stale_temps(self.run_dir)
+        if any(p.exists() or _sidecar(p).exists() for p in _candidates(self.run_dir)):
+            try: return self.resume(self.run_dir)
+            except CheckpointError as e: warnings.warn(f"{e}\nso {self.run_dir} starts again from step 0")
+    if fallback is not None: return self.resume(fallback)
+    if self.logger.rows: self.logger.reset()
+    return None
 
 # %% ../nbs/40_trainer.ipynb #557de5b2
 @patch
@@ -403,7 +527,7 @@ def fit(self: Trainer, steps: int | None = None) -> dict:
     "Train until `steps` optimiser steps in total (default `cfg.max_steps`) or the time budget; returns (and keeps as `.summary`) a summary."
     cfg = self.cfg
     target = min(steps or cfg.max_steps, cfg.max_steps)
-    self._fit_t0 = t_start = t_log = time.perf_counter(); n_log = 0; acc: dict[str, float] = {}; k_acc = 0
+    self._fit_t0 = t_start = t_log = time.perf_counter(); n_log = 0
     stopped = 'max_steps'
     bar = tqdm(total=target, initial=self.step, disable=not cfg.progress, desc='train', dynamic_ncols=True)
     try:
@@ -418,22 +542,24 @@ def fit(self: Trainer, steps: int | None = None) -> dict:
                                              f"(max_bad_steps={cfg.max_bad_steps}); last good step {self.step}. "
                                              f"Lower lr, enable grad_clip, or check the data.")
                 continue
-            n_log += out.pop('n'); k_acc += 1
-            for k, v in out.items(): acc[k] = acc.get(k, 0.0) + v
+            n_log += out.pop('n'); self._k_acc += 1
+            for k, v in out.items(): self._acc[k] = self._acc.get(k, 0.0) + v
             bar.update(1)
             if self.step % cfg.log_every == 0 or self.step == target:
                 now = time.perf_counter()
                 row = {'step': self.step, 'kind': 'train', 'epoch': self.epoch, 'lr': self.sched.get_last_lr()[0],
-                       **{k: v / k_acc for k, v in acc.items()}, 'samples_per_s': n_log / max(now - t_log, 1e-9),
+                       **{k: v / self._k_acc for k, v in self._acc.items()}, 'samples_per_s': n_log / max(now - t_log, 1e-9),
                        'elapsed_s': self.elapsed_s + now - t_start, 'bad_steps': self.bad_steps}
                 self.logger.log(row)
                 bar.set_postfix(loss=f"{row['loss']:.4g}", mol_s=f"{row['samples_per_s']:.1f}")
-                t_log, n_log, acc, k_acc = now, 0, {}, 0
+                t_log, n_log, self._acc, self._k_acc = now, 0, {}, 0
             if self.eval_fn is not None and cfg.eval_every and self.step % cfg.eval_every == 0: self.evaluate()
             if cfg.ckpt_every and self.step % cfg.ckpt_every == 0: self.save()
     finally:
         bar.close()
         self.elapsed_s += time.perf_counter() - t_start; self._fit_t0 = None
+    if self._pending_rng is not None:   # resumed at the end: no batch was drawn, so restore the RNG states here
+        set_rng_state(self._pending_rng); self._pending_rng = None
     if self.eval_fn is not None and not (cfg.eval_every and self.step % cfg.eval_every == 0): self.evaluate()
     if self._saved_step != self.step: self.save()
     train_rows = [r for r in self.logger.rows if r.get('kind') == 'train']
@@ -449,3 +575,16 @@ def evaluate(self: Trainer) -> dict:
         res = self.eval_fn(self.ema.model, self.step) or {}
     self.logger.log({'step': self.step, 'kind': 'eval', **{f'eval/{k}': v for k, v in res.items()}})
     return res
+
+# %% ../nbs/40_trainer.ipynb #f2aefea9
+def deterministic_mode(warn_only: bool = False  # warn instead of raising on an operation without a deterministic kernel
+                      ) -> dict:
+    "Ask torch for run-to-run identical results on GPU: deterministic kernels, no cuDNN autotuning, no TF32; returns the previous settings."
+    prev = {'deterministic_algorithms': torch.are_deterministic_algorithms_enabled(),
+            'cudnn_deterministic': torch.backends.cudnn.deterministic, 'cudnn_benchmark': torch.backends.cudnn.benchmark,
+            'matmul_tf32': torch.backends.cuda.matmul.allow_tf32, 'cudnn_tf32': torch.backends.cudnn.allow_tf32}
+    os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')   # read when cuBLAS starts: call before the first CUDA op
+    torch.use_deterministic_algorithms(True, warn_only=warn_only)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    return prev
