@@ -30,13 +30,14 @@ def main():
     ap.add_argument('--n-samples', type=int, default=32)
     ap.add_argument('--mol', type=int, default=None, help='index in the QM9 train split (default: first with 13 atoms)')
     ap.add_argument('--combos', default='all')
+    ap.add_argument('--n-atoms', type=int, default=13, help='pick the first training molecule with this many atoms')
     ap.add_argument('--set', action='append', default=[], help='process config key=value (gen_cfg)')
     ap.add_argument('--seed', type=int, default=0)
     a = ap.parse_args()
     register_all()
     torch.manual_seed(a.seed)
     ds = load_qm9('train', n=2000)
-    idx = a.mol if a.mol is not None else next(i for i in range(len(ds)) if len(ds[i].z) == 13)
+    idx = a.mol if a.mol is not None else next(i for i in range(len(ds)) if len(ds[i].z) == a.n_atoms)
     rec = ds[idx]
     vocab = (1, 6, 7, 8, 9)
     target = Counter(rec.z.tolist())
@@ -55,7 +56,7 @@ def main():
         for s in range(a.steps):
             loss, parts = proc.loss(model, batch)
             opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         tt = time.time() - t0
         model.eval()
         g = torch.Generator().manual_seed(1)

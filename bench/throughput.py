@@ -26,15 +26,26 @@ def peak_mb() -> float:
     "Peak resident set size of this process in MiB (ru_maxrss is KiB on Linux)."
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-def one(arch: str, gen: str, steps: int, n_samples: int, threads: int, n_train: int) -> dict:
-    "Measure one combination in this process."
+def one(arch: str, gen: str, steps: int, n_samples: int, threads: int, n_train: int, bucket: int = 0,
+        arch_cfg: dict | None = None) -> dict:
+    "Measure one combination in this process (`bucket` > 0: size-bucketed batches; `arch_cfg`: backbone options)."
     import torch
     torch.set_num_threads(threads)
     sys.path.insert(0, str(ROOT))
     from molbench.train import resolve_params, build_data, build_model, build_process, generate
+    from dataclasses import fields
+    from molbench.train import register_all
+    from molbench.core import ARCHS
+    register_all()
+    cfg_cls = {'gnn': 'GNNConfig', 'transformer': 'TransformerConfig', 'pairformer': 'PairformerConfig'}[arch]
+    valid = {f.name for f in fields(getattr(sys.modules[ARCHS.get(arch).__module__], cfg_cls))}
+    arch_cfg = {k: v for k, v in (arch_cfg or {}).items() if k in valid}     # options of other backbones are ignored
     p = resolve_params(profile=f'{arch},{gen}', n_train=n_train, n_samples=n_samples, sample_batch_size=n_samples,
-                       device='cpu', progress=False)
+                       device='cpu', progress=False, arch_cfg=arch_cfg)
     data = build_data(p)
+    if bucket:
+        from molbench.batching import make_loader
+        data.loader = make_loader(data.dataset, p.batch_size, shuffle=True, seed=p.seed, bucket=bucket)
     base = rss_mb()
     model, process = build_model(p, data), build_process(p, data)
     opt = torch.optim.AdamW(model.parameters(), lr=p.lr)
@@ -51,7 +62,7 @@ def one(arch: str, gen: str, steps: int, n_samples: int, threads: int, n_train: 
             'nfe': p.nfe, 'n_params': sum(q.numel() for q in model.parameters()),
             'train_mol_per_s': n / t_train, 's_per_step': t_train / steps,
             'sample_mol_per_s': timing['samples_per_s'], 'sampling_s': timing['sampling_s'], 'n_samples': n_samples,
-            'peak_rss_mb': peak_mb(), 'peak_rss_delta_mb': peak_mb() - base}
+            'peak_rss_mb': peak_mb(), 'peak_rss_delta_mb': peak_mb() - base, 'bucket': bucket, 'arch_cfg': arch_cfg or {}}
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -61,17 +72,19 @@ def main():
     ap.add_argument('--n-train', type=int, default=2000, help='training molecules loaded (the loader only needs a few batches)')
     ap.add_argument('--archs', default=','.join(ARCH_NAMES)); ap.add_argument('--gens', default=','.join(GEN_NAMES))
     ap.add_argument('--json', help='also write the rows to this JSON file')
+    ap.add_argument('--bucket', type=int, default=0, help='size-bucketed batches from pools of this many batches (0: plain shuffling)')
+    ap.add_argument('--arch-cfg', default='{}', help='backbone options as JSON, e.g. \'{"geometric_values": false}\'')
     ap.add_argument('--one', nargs=2, metavar=('ARCH', 'GEN'), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.one:
-        print(json.dumps(one(*a.one, a.steps, a.n_samples, a.threads, a.n_train))); return
+        print(json.dumps(one(*a.one, a.steps, a.n_samples, a.threads, a.n_train, a.bucket, json.loads(a.arch_cfg)))); return
     rows = []
     hdr = f"{'arch':<12}{'gen':<24}{'params':>9}{'bs':>4}{'nfe':>5}{'train mol/s':>13}{'s/step':>8}{'sample mol/s':>14}{'peak RSS MiB':>14}{'Δ MiB':>8}"
     print(hdr); print('-' * len(hdr))
     for arch in a.archs.split(','):
         for gen in a.gens.split(','):
             cmd = [sys.executable, __file__, '--one', arch, gen, '--steps', str(a.steps), '--n-samples', str(a.n_samples),
-                   '--threads', str(a.threads), '--n-train', str(a.n_train)]
+                   '--threads', str(a.threads), '--n-train', str(a.n_train), '--bucket', str(a.bucket), '--arch-cfg', a.arch_cfg]
             r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
             if r.returncode != 0:
                 print(f"{arch:<12}{gen:<24} FAILED: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}")
@@ -81,7 +94,11 @@ def main():
                   f"{row['s_per_step']:>8.2f}{row['sample_mol_per_s']:>14.2f}{row['peak_rss_mb']:>14.0f}{row['peak_rss_delta_mb']:>8.0f}", flush=True)
     print(f"\nCPU threads: {a.threads}; load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores. "
           f"Memory: peak RSS of each child process (getrusage ru_maxrss) and its increase over the RSS after data loading.")
-    if a.json: Path(a.json).write_text(json.dumps(rows, indent=1))
+    if a.json:
+        rev = subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+        meta = {'command': ' '.join(['python', 'bench/throughput.py'] + sys.argv[1:]), 'git': rev, 'cpu_count': os.cpu_count(),
+                'load_avg_end': os.getloadavg()[0], 'threads': a.threads}
+        Path(a.json).write_text(json.dumps([dict(r, meta=meta) for r in rows], indent=1))   # a list of rows, as the book reads it
 
 if __name__ == '__main__':
     main()

@@ -33,6 +33,7 @@ class TransformerConfig:
     cutoff: float = 10.0     # Å, the last RBF centre
     n_freq: int = 32         # Fourier features of t
     bias_hidden: int = 32    # width of the MLP from radial features to per-head attention biases
+    geometric_values: bool = True  # add a per-pair value e(d_ij) to every attended value (geometry in the messages, not only the weights)
 
 # %% ../nbs/21_transformer.ipynb #f9546861
 def masked_logits(bias: Tensor,  # (..., Nq, Nk) additive attention bias
@@ -59,6 +60,7 @@ class TransformerBlock(nn.Module):
         self.norm1, self.norm2 = nn.LayerNorm(H), nn.LayerNorm(H)
         self.qkv, self.out = nn.Linear(H, 3 * H), nn.Linear(H, H)
         self.bias = DistanceBias(cfg.n_rbf, cfg.heads, cfg.bias_hidden)
+        self.edge_v = nn.Linear(cfg.n_rbf, H, bias=False) if cfg.geometric_values else None   # per-pair values, H = heads × dh
         self.ff = nn.Sequential(nn.Linear(H, cfg.ff_mult * H), nn.GELU(), nn.Linear(cfg.ff_mult * H, H))
 
     def forward(self, s: Tensor,          # (B, N, H) tokens
@@ -68,7 +70,12 @@ class TransformerBlock(nn.Module):
         B, N, H = s.shape
         q, k, v = self.qkv(self.norm1(s)).view(B, N, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # 3 × (B, h, N, dh)
         bias = masked_logits(self.bias(rbf), node_mask[:, None, None, :])                      # (B, h, N, N)
-        o = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)                             # (B, h, N, dh)
+        if self.edge_v is None:
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)                         # (B, h, N, dh)
+        else:
+            a = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]) + bias, -1)      # (B, h, N, N)
+            e = self.edge_v(rbf).view(B, N, N, self.heads, -1).permute(0, 3, 1, 2, 4)           # (B, h, N, N, dh)
+            o = a @ v + (a[..., None] * e).sum(-2)                                              # (B, h, N, dh)
         nm = node_mask.to(s.dtype)[..., None]
         s = s + self.out(o.transpose(1, 2).reshape(B, N, H)) * nm                               # (B, N, H)
         return s + self.ff(self.norm2(s)) * nm

@@ -10,12 +10,12 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler, Sampler
 
 from .core import Batch, check_choice, make_edge_mask, remove_mean
 
 # %% auto #0
-__all__ = ['collate', 'unbatch', 'make_loader', 'pairwise_vectors', 'to_pyg']
+__all__ = ['collate', 'unbatch', 'structure_sizes', 'BucketBatchSampler', 'make_loader', 'pairwise_vectors', 'to_pyg']
 
 # %% ../nbs/05_batch.ipynb #4f514190
 def _is_crystal(r) -> bool: return hasattr(r, 'frac') and hasattr(r, 'lattice')
@@ -79,6 +79,37 @@ def unbatch(batch: Batch) -> list[tuple[np.ndarray, np.ndarray]]:
     x, z, m = batch.x.detach().cpu().numpy(), batch.z.detach().cpu().numpy(), batch.node_mask.detach().cpu().numpy()
     return [(z[i][m[i]].astype(np.int64), x[i][m[i]]) for i in range(len(m))]
 
+# %% ../nbs/05_batch.ipynb #cbd8e747
+def structure_sizes(dataset) -> np.ndarray:
+    "Atom counts (M,) of a data set: its `n_atoms` attribute when it has one, else by reading every record."
+    n = getattr(dataset, 'n_atoms', None)
+    if n is not None: return np.asarray(n, dtype=np.int64)
+    return np.array([len(dataset[i].z) for i in range(len(dataset))], dtype=np.int64)
+
+class BucketBatchSampler(Sampler):
+    "Batches of similar-sized structures: pools of `bucket` batches from a shuffled order, sorted by size, batch order shuffled."
+    def __init__(self, sampler: RandomSampler,   # the epoch's shuffled order (its generator is reseeded per epoch)
+                 sizes: np.ndarray,              # (M,) atom counts
+                 batch_size: int,                # structures per batch
+                 bucket: int = 50,               # batches per pool
+                 drop_last: bool = False):       # drop a last, smaller batch
+        if bucket < 1: raise ValueError(f"bucket must be ≥ 1 batches per pool, got {bucket}")
+        self.sampler, self.sizes, self.batch_size, self.bucket, self.drop_last = sampler, np.asarray(sizes), batch_size, bucket, drop_last
+    def __len__(self):
+        n = len(self.sizes)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+    def __iter__(self):
+        order = np.fromiter(iter(self.sampler), dtype=np.int64, count=len(self.sizes))
+        batches, pool = [], self.batch_size * self.bucket
+        for a in range(0, len(order), pool):
+            chunk = order[a:a + pool]
+            chunk = chunk[np.argsort(self.sizes[chunk], kind='stable')]
+            bs = [chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+            perm = np.random.default_rng(int(order[a]) * 7919 + a).permutation(len(bs))  # a function of the shuffle
+            batches += [bs[i] for i in perm]
+        if self.drop_last: batches = [b for b in batches if len(b) == self.batch_size]
+        for b in batches: yield b.tolist()
+
 # %% ../nbs/05_batch.ipynb #bfcd7161
 def make_loader(dataset,                           # a Dataset of Molecule or crystal records
                 batch_size: int,                   # structures per batch
@@ -86,17 +117,24 @@ def make_loader(dataset,                           # a Dataset of Molecule or cr
                 seed: int = 0,                     # seed of the shuffling generator
                 drop_last: bool = False,           # drop the last, smaller batch
                 num_workers: int = 0,              # DataLoader worker processes
-                y_keys: Sequence[str] | None = None  # property keys collated into Batch.y
+                y_keys: Sequence[str] | None = None, # property keys collated into Batch.y
+                bucket: int = 0,                   # 0: plain shuffling; k ≥ 1: batches of similar size from pools of k batches
+                pin_memory: bool = False,          # page-locked host memory (faster copies to a GPU)
                ) -> DataLoader:
-    "A `DataLoader` of `Batch`es over `dataset`, shuffled by a generator seeded with `seed`."
+    "A `DataLoader` of `Batch`es over `dataset`, shuffled by a generator seeded with `seed` (optionally size-bucketed)."
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if drop_last and batch_size > len(dataset):
         raise ValueError(f"batch_size {batch_size} exceeds the {len(dataset)} structures of the data set: with "
                          f"drop_last=True every batch would be dropped")
     g = torch.Generator().manual_seed(int(seed))
+    if bucket:
+        if not shuffle: raise ValueError("bucket needs shuffle=True (bucketing reorders a shuffled epoch)")
+        bs = BucketBatchSampler(RandomSampler(dataset, generator=g), structure_sizes(dataset), int(batch_size), int(bucket), drop_last)
+        return DataLoader(dataset, batch_sampler=bs, num_workers=num_workers, pin_memory=pin_memory,
+                          collate_fn=partial(collate, y_keys=y_keys), generator=g)
     return DataLoader(dataset, batch_size=int(batch_size), shuffle=shuffle, generator=g, drop_last=drop_last,
-                      num_workers=num_workers, collate_fn=partial(collate, y_keys=y_keys))
+                      num_workers=num_workers, pin_memory=pin_memory, collate_fn=partial(collate, y_keys=y_keys))
 
 # %% ../nbs/05_batch.ipynb #ef4736e8
 def pairwise_vectors(batch: Batch) -> Tensor:

@@ -12,7 +12,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .core import atomic_write, cache_dir, check_choice, read_json, sha256_file, write_json
-from .store import RemoteFile, fetch
+from .store import RemoteFile, cached_file, fetch
 
 # %% auto #0
 __all__ = ['BOOM_TASKS', 'BOOM_UNITS', 'BOOM_SPLITS', 'BOOM_DATASETS', 'BOOM_OOD_K', 'BOOM_SEED', 'LLNL_FILES',
@@ -141,10 +141,11 @@ def load_10k(data_dir=None) -> pd.DataFrame:
                          'hof': f['hof_s'].astype(float)})
 
 def _cached_frame(path: Path, build) -> pd.DataFrame:
-    if path.exists(): return pd.read_parquet(path)
-    df = build()
-    atomic_write(path, lambda p: df.to_parquet(p, index=False))
-    return df
+    "The frame cached at `path` (Parquet, checksummed), computed by `build()` when the file is missing or fails its check."
+    made = {}
+    def write(tmp): made['df'] = build(); made['df'].to_parquet(tmp, index=False)
+    cached_file(path, write, 'BOOM split cache')
+    return made['df'] if made else pd.read_parquet(path)
 
 def splits_10k(table: pd.DataFrame, k: int = BOOM_OOD_K['10k']) -> pd.DataFrame:
     "BOOM's 10k split of `table` (id, smiles, density, hof): density and HoF share one random stream."
@@ -214,7 +215,16 @@ class ConformerCache:
         self.done: dict[int, tuple | str] = {}
         if self.path.exists(): self._read()
 
+    @property
+    def _sidecar(self) -> Path: return self.path.with_name(self.path.name + '.sha256')
+
     def _read(self):
+        "Merge the cached conformers into `done`; a file that fails its SHA-256 sidecar is ignored (and recomputed)."
+        side = self._sidecar.read_text().split() if self._sidecar.exists() else []
+        if not side or sha256_file(self.path) != side[0]:
+            warnings.warn(f"conformer cache {self.path} {'fails its SHA-256 check (truncated or altered)' if side else 'has no checksum sidecar'}: "
+                          f"ignored; its conformers are computed again")
+            return
         with np.load(self.path, allow_pickle=False) as f:
             ids, ok, err, off, z, pos, st = (f[k] for k in ('ids', 'ok', 'error', 'offsets', 'z', 'pos', 'mmff'))
         for j, i in enumerate(ids.tolist()):
@@ -236,7 +246,8 @@ class ConformerCache:
                       mmff=np.array([r[2] if not isinstance(r, str) else -2 for r in recs], dtype=np.int64))
         def _w(p):
             with open(p, 'wb') as f: np.savez(f, **arrays)
-        atomic_write(self.path, _w)
+        atomic_write(self.path, _w)                                                          # complete or absent
+        atomic_write(self._sidecar, lambda p: p.write_text(f"{sha256_file(self.path)}  {self.path.name}\n"))  # then vouched for
 
     def get(self, ids=None,            # molecule ids (rows of the 10k set); None → all
             progress: bool = True,     # progress bar while embedding
@@ -281,17 +292,20 @@ def boom_exclusions(dataset: str = '10k',  # '10k' or 'qm9'
     embed = embed and dataset == '10k'
     extra = CONFORMER_RECIPE if embed else 'rdkit-parse'
     path = cache_dir('boom') / f'exclusions_{dataset}_{key}_{extra}.json'
-    if path.exists(): return pd.DataFrame(read_json(path)['excluded'], columns=['id', 'smiles', 'reason'])
-    if embed:
-        cc = ConformerCache(data_dir); cc.get(None, progress=progress)
-        ex = cc.failures()
-    else:
-        bad = _unparsable(sp['smiles'].tolist())
-        ex = pd.DataFrame({'id': sp['id'].to_numpy()[bad], 'smiles': sp['smiles'].to_numpy()[bad],
-                           'reason': 'SMILES does not parse'})
-    write_json(path, {'dataset': dataset, 'n_molecules': len(sp), 'n_excluded': len(ex),
-                      'excluded': ex.astype({'id': int}).values.tolist()})
-    return ex
+    made = {}
+    def write(tmp):
+        if embed:
+            cc = ConformerCache(data_dir); cc.get(None, progress=progress)
+            ex = cc.failures()
+        else:
+            bad = _unparsable(sp['smiles'].tolist())
+            ex = pd.DataFrame({'id': sp['id'].to_numpy()[bad], 'smiles': sp['smiles'].to_numpy()[bad],
+                               'reason': 'SMILES does not parse'})
+        write_json(tmp, {'dataset': dataset, 'n_molecules': len(sp), 'n_excluded': len(ex),
+                         'excluded': ex.astype({'id': int}).values.tolist()})
+        made['ex'] = ex
+    cached_file(path, write, 'BOOM exclusion list')                 # checksummed: a cut-short list is computed again
+    return made['ex'] if made else pd.DataFrame(read_json(path)['excluded'], columns=['id', 'smiles', 'reason'])
 
 # %% ../nbs/04_boom_data.ipynb #ae9fc388
 def _qm9_geometry(ids) -> tuple[list, list]:

@@ -5,6 +5,7 @@
 # %% ../nbs/03_crystals.ipynb #f7d6d081
 from __future__ import annotations
 import os, time, urllib.request, warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -15,12 +16,12 @@ import torch
 from tqdm.auto import tqdm
 
 from .core import DATASETS, atomic_write, cache_dir, check_choice, sha256_file
-from .store import RemoteFile, fetch
+from .store import RemoteFile, cached_file, fetch
 
 # %% auto #0
 __all__ = ['CRYSTAL_SETS', 'CRYSTAL_SPLITS', 'CDVAE_URL', 'CRYSTAL_SHA256', 'crystal_file', 'Crystal', 'build_crystal',
-           'lattice_from_params', 'structure_to_crystal', 'crystal_to_structure', 'write_cif', 'ParseReport',
-           'parse_cifs', 'CrystalDataset', 'load_crystals']
+           'lattice_from_params', 'UnknownElementError', 'structure_to_crystal', 'crystal_to_structure', 'write_cif',
+           'ParseReport', 'parse_error_kind', 'parse_cifs', 'CrystalDataset', 'load_crystals']
 
 # %% ../nbs/03_crystals.ipynb #8ab39782
 CRYSTAL_SETS = {'mp20': 'mp_20', 'perov5': 'perov_5', 'carbon24': 'carbon_24'}  # molbench name → CDVAE data folder
@@ -94,14 +95,23 @@ def lattice_from_params(lengths,  # (..., 3) a, b, c in Å
     vc = np.stack([zero, zero, L[..., 2]], -1)
     return np.stack([va, vb, vc], -2)
 
+class UnknownElementError(ValueError):
+    "A structure with a site that is not an element 1..118 (a pymatgen dummy species such as CIF species 'X')."
+
 def structure_to_crystal(s,                          # a pymatgen Structure (ordered)
                          material_id: str = '',      # id to record
                          properties: dict | None = None  # properties to record
                         ) -> Crystal:
     "A `Crystal` from a pymatgen `Structure` (lattice kept as is, fractional coordinates wrapped into [0, 1))."
     if not s.is_ordered: raise ValueError(f"structure {material_id!r} has partial occupancies; only ordered structures are supported")
+    z = np.array([getattr(sp, 'Z', 0) if type(sp).__name__ in ('Element', 'Species') else 0 for sp in s.species], dtype=np.int64)
+    bad = np.flatnonzero((z < 1) | (z > 118))
+    if len(bad):
+        k = int(bad[0])
+        raise UnknownElementError(f"structure{f' {material_id!r}' if material_id else ''}: site {k} holds "
+                                  f"{str(s[k].specie)!r}, not an element (a pymatgen dummy species, as CIF species 'X' becomes)")
     a, b, c, al, be, ga = s.lattice.parameters
-    return Crystal(z=np.array(s.atomic_numbers, dtype=np.int64), frac=_wrap(s.frac_coords),
+    return Crystal(z=z, frac=_wrap(s.frac_coords),
                    lattice=np.asarray(s.lattice.matrix, dtype=np.float32),
                    lengths=np.array([a, b, c], dtype=np.float32), angles=np.array([al, be, ga], dtype=np.float32),
                    properties=dict(properties or {}), material_id=str(material_id))
@@ -136,10 +146,18 @@ class ParseReport:
     def n_ok(self) -> int: return self.n_rows - self.n_failed
     @property
     def failed_ids(self) -> list: return [m for _, m, _ in self.failed]
+    @property
+    def counts(self) -> dict: return dict(Counter(parse_error_kind(e) for _, _, e in self.failed))  # kind → failed rows
     def __repr__(self):
         how = 'from cache' if self.from_cache else f'parsed in {self.parse_s:.1f} s'
-        bad = f"; failed: {', '.join(map(str, self.failed_ids[:10]))}{' …' if self.n_failed > 10 else ''}" if self.failed else ''
+        bad = f"; failed {self.counts}: {', '.join(map(str, self.failed_ids[:10]))}{' …' if self.n_failed > 10 else ''}" if self.failed else ''
         return f"ParseReport({self.source}: {self.n_ok}/{self.n_rows} ok, {how}{bad})"
+
+def parse_error_kind(err: str) -> str:
+    "The kind of a `parse_cifs` error string: 'unknown_element', 'partial_occupancy' or 'unparsable'."
+    if err.startswith(UnknownElementError.__name__): return 'unknown_element'
+    if 'partial occupanc' in err or 'only supports ordered' in err: return 'partial_occupancy'
+    return 'unparsable'
 
 def _parse_one(cif: str):
     "(z, frac, lattice, lengths, angles) of one CIF, or the error message as a string."
@@ -212,10 +230,9 @@ def _pack(df: pd.DataFrame, parsed: list) -> dict:
         arr[f'prop_{j}'] = _column_array(df[c].iloc[ok])
     return arr
 
-def _save_npz(path, arrays: dict) -> Path:
-    def _w(p):
-        with open(p, 'wb') as f: np.savez(f, **arrays)
-    return atomic_write(path, _w)
+def _write_npz(path, arrays: dict):
+    "Write `arrays` as an uncompressed `.npz` at `path` (cached_file makes it atomic and checksummed)."
+    with open(path, 'wb') as f: np.savez(f, **arrays)
 
 def _load_npz(path) -> dict:
     with np.load(path, allow_pickle=False) as f: return {k: f[k] for k in f.files}
@@ -241,7 +258,8 @@ class CrystalDataset(torch.utils.data.Dataset):
         self.n_atoms = arrays['n_atoms']                                       # (M,)
         self._ptr = np.concatenate([[0], np.cumsum(self.n_atoms)]).astype(np.int64)  # (M+1,)
         self.material_ids = arrays['material_id'].tolist()
-        self.properties = pd.DataFrame({str(c): arrays[f'prop_{j}'] for j, c in enumerate(arrays['prop_names'])})
+        self.properties = pd.DataFrame({str(c): arrays[f'prop_{j}'] for j, c in enumerate(arrays['prop_names'])},
+                                       index=range(len(self.n_atoms)))               # one row per crystal, columns or not
 
     def __len__(self): return len(self.n_atoms)
     def __getitem__(self, i) -> Crystal:
@@ -272,24 +290,30 @@ def load_crystals(name: str = 'mp20',   # 'mp20', 'perov5' or 'carbon24'
     csv = fetch(rf, data_dir, urlopen=urlopen, progress=progress)
     digest = sha256_file(csv)
     cached = cache_dir('crystals') / f'{name}_{split}_{digest[:20]}_{_RECIPE}.npz'
-    if cached.exists():
-        arr = _load_npz(cached)
-        report = ParseReport(str(csv), int(arr['n_rows']), from_cache=True)
-    else:
-        df = pd.read_csv(csv, nrows=n)
+    def parse(nrows=None):
+        df = pd.read_csv(csv, nrows=nrows)
         for col in _SKIP_COLS:
             if col not in df.columns:
                 raise ValueError(f"{csv} has no {col!r} column (columns: {list(df.columns)}); not a CDVAE CSV")
         t0 = time.perf_counter()
         parsed = parse_cifs(df['cif'].tolist(), num_workers, progress, desc=f'{name}/{split}')
-        arr = _pack(df, parsed)
-        report = ParseReport(str(csv), len(df), parse_s=time.perf_counter() - t0)
-        if n is None: _save_npz(cached, arr)
+        return _pack(df, parsed), time.perf_counter() - t0
+    built = {}
+    def build(tmp):
+        built['arr'], built['parse_s'] = parse()
+        _write_npz(tmp, built['arr'])
+    if n is None or cached.exists():     # the whole split, from the checked cache (parsed again if missing or corrupt)
+        cached_file(cached, build, f'crystal cache of {name}/{split}')
+        arr = built['arr'] if built else _load_npz(cached)
+        report = ParseReport(str(csv), int(arr['n_rows']), parse_s=built.get('parse_s', 0.0), from_cache=not built)
+    else:                                # the first n rows only, parsed and not cached
+        arr, secs = parse(n)
+        report = ParseReport(str(csv), int(arr['n_rows']), parse_s=secs)
     if n is not None: arr = _head(arr, n)
     report.n_rows = int(arr['n_rows'])
     report.failed = [(int(r), str(m), str(e)) for r, m, e in zip(arr['failed_row'], arr['failed_id'], arr['failed_error'])]
     if report.failed:
-        warnings.warn(f"{name}/{split}: {report.n_failed} of {report.n_rows} CIFs could not be parsed: "
+        warnings.warn(f"{name}/{split}: {report.n_failed} of {report.n_rows} CIFs could not be used {report.counts}: "
                       f"{', '.join(report.failed_ids[:10])}{' …' if report.n_failed > 10 else ''} (see .report)")
     return CrystalDataset(arr, name, split, report)
 

@@ -40,18 +40,19 @@ def ot_permutation(cost: Tensor) -> Tensor:
     perm = np.empty_like(rows); perm[cols] = rows
     return torch.as_tensor(perm, device=cost.device)
 
-# %% ../nbs/31_flow_matching.ipynb #8835924f
+# %% ../nbs/31_flow_matching.ipynb #82e975c0
 def atom_ot(x_0: dict,           # noise state {'x': (B, N, 3) centred, 'h': (B, N, F)}
             x_1: dict,           # data state, same shapes
             node_mask: Tensor,   # (B, N) real atoms
             rounds: int = 2,     # Hungarian ↔ Kabsch alternations
+            type_weight: float = 1.0, # weight of the type-feature distance in the assignment cost
            ) -> dict:
     "Noise atoms permuted (Hungarian per molecule, positions + type features) and rotated (Kabsch) onto the data."
     m = node_mask.bool()
     x0 = {k: v.clone() for k, v in x_0.items()}
     xr = kabsch_rotate(x0['x'], x_1['x'], m)
     for _ in range(max(1, rounds)):
-        cost = torch.cdist(xr.double(), x_1['x'].double()) ** 2 + torch.cdist(x0['h'].double(), x_1['h'].double()) ** 2  # (B, N, N)
+        cost = torch.cdist(xr.double(), x_1['x'].double()) ** 2 + type_weight * torch.cdist(x0['h'].double(), x_1['h'].double()) ** 2  # (B, N, N)
         for b in range(m.shape[0]):
             n = int(m[b].sum())
             if n < 2: continue
@@ -73,6 +74,7 @@ class FlowMatchingConfig(ProcessConfig):
     loss_weight: str = 'none'   # per-time weight of the x1 loss: none, or velocity (1/(1-t)², capped at 100: the velocity loss)
     align: bool = True          # rotate each noise draw onto its molecule (Kabsch); molecules only
     atom_ot: bool = False       # equivariant OT: permute noise atoms onto the molecule's atoms, then Kabsch; molecules only
+    ot_type_weight: float = 1.0 # weight of type features against positions (Å²) in the atom-OT cost
     ot_coupling: bool = False   # permute noise draws within the batch by minibatch OT (same atom count only)
 
 @GENS.register('flow_matching')
@@ -110,7 +112,7 @@ class FlowMatching(Process):
                     cost = cost + d.flatten(2).sum(-1)                         # (g, g)
                 perm = ot_permutation(cost)
                 for k in x_0: x_0[k][I] = x_0[k][I[perm]]
-        if self.cfg.atom_ot and not self.periodic: return atom_ot(x_0, x_1, m)
+        if self.cfg.atom_ot and not self.periodic: return atom_ot(x_0, x_1, m, type_weight=self.cfg.ot_type_weight)
         if align: x_0 = dict(x_0, x=kabsch_rotate(x_0['x'], x_1['x'], m))
         return x_0
 

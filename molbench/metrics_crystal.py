@@ -22,11 +22,11 @@ from .core import Batch, check_choice
 # %% auto #0
 __all__ = ['MAX_Z', 'MIN_PAIR_DISTANCE', 'MIN_VOLUME', 'MAX_OX_COMBINATIONS', 'CDVAE_PAULING_OVERRIDES', 'N_STRUCT_FP',
            'N_COMP_FP', 'CDVAE_COMP_SCALER_MEANS', 'CDVAE_COMP_SCALER_STDS', 'FINGERPRINT_TIMEOUT', 'COV_CUTOFFS',
-           'COVERAGE_KEYS', 'W1_N_SAMPLES', 'W1_SEED', 'CRYSTAL_METRIC_UNITS', 'atomic_numbers', 'to_structure',
-           'structure_validity', 'pauling_test_cdvae', 'composition_validity_reason', 'composition_validity',
-           'matminer_featurizers', 'structure_fingerprint', 'composition_fingerprint', 'CompScaler',
-           'cdvae_comp_scaler', 'FingerprintTimeout', 'structure_fingerprints', 'coverage', 'property_w1', 'match_rms',
-           'CrystalReference', 'crystal_reference', 'evaluate_crystals']
+           'COVERAGE_KEYS', 'W1_N_SAMPLES', 'W1_SEED', 'CRYSTAL_METRIC_UNITS', 'BadSample', 'atomic_numbers',
+           'to_structure', 'structure_validity', 'pauling_test_cdvae', 'composition_validity_reason',
+           'composition_validity', 'matminer_featurizers', 'structure_fingerprint', 'composition_fingerprint',
+           'CompScaler', 'cdvae_comp_scaler', 'FingerprintTimeout', 'structure_fingerprints', 'coverage', 'property_w1',
+           'match_rms', 'CrystalReference', 'crystal_reference', 'evaluate_crystals']
 
 # %% ../nbs/11_metrics_crystals.ipynb #d46238b3
 MAX_Z = 103   # heaviest element accepted (Lr)
@@ -45,8 +45,13 @@ def _as_z(z, k) -> np.ndarray:
     try: return z.astype(np.float64)
     except (TypeError, ValueError): raise ValueError(f"sample {k}: z must hold atomic numbers, got dtype {z.dtype}")
 
+@dataclass
+class BadSample:
+    "A sample whose shapes make no crystal (mismatched lengths, a lattice that is not 3×3, None): invalid input with a reason."
+    reason: str
+
 def _records(samples) -> list:
-    "Samples as a list of Structures or (z, frac, lattice) numpy triples."
+    "Samples as a list of Structures, (z, frac, lattice) numpy triples, or `BadSample`s for malformed ones (never raises per sample)."
     if isinstance(samples, Batch):
         if not samples.periodic: raise ValueError("evaluate_crystals got a Batch without lattice (molecules): use evaluate_molecules")
         z, x, m, L = (_to_np(a) for a in (samples.z, samples.x, samples.node_mask, samples.lattice))
@@ -59,13 +64,15 @@ def _records(samples) -> list:
         else:
             try: z, f, L = s
             except (TypeError, ValueError):
-                raise ValueError(f"sample {k}: expected a Structure, a record with z/frac/lattice or a (z, frac, lattice) triple")
-        z, f, L = _as_z(z, k), _to_np(f), _to_np(L)
+                out.append(BadSample('malformed: not a Structure, a z/frac/lattice record or a (z, frac, lattice) triple')); continue
+        try: z, f, L = _as_z(z, k), np.asarray(_to_np(f), dtype=np.float64), np.asarray(_to_np(L), dtype=np.float64)
+        except (TypeError, ValueError) as e: out.append(BadSample(f'malformed: {type(e).__name__}')); continue
         if f.size == 0: f = f.reshape(0, 3)
-        if f.ndim != 2 or f.shape[1] != 3: raise ValueError(f"sample {k}: frac must have shape (n, 3), got {f.shape}")
-        if L.shape != (3, 3): raise ValueError(f"sample {k}: lattice must have shape (3, 3), got {L.shape}")
-        if len(z) != len(f): raise ValueError(f"sample {k}: z has {len(z)} atoms but frac has {len(f)} rows (mismatched lengths)")
-        out.append((z, f.astype(np.float64), L.astype(np.float64)))
+        if z.ndim != 1: out.append(BadSample(f'malformed: z must be 1-D, got shape {z.shape}')); continue
+        if f.ndim != 2 or f.shape[1] != 3: out.append(BadSample(f'malformed: frac shape {f.shape}, expected (n, 3)')); continue
+        if L.shape != (3, 3): out.append(BadSample(f'malformed: lattice shape {L.shape}, expected (3, 3)')); continue
+        if len(z) != len(f): out.append(BadSample(f'malformed: {len(z)} atomic numbers but {len(f)} coordinate rows')); continue
+        out.append((z, f, L))
     return out
 
 def _z_problem(z: np.ndarray) -> str:
@@ -78,6 +85,7 @@ def _z_problem(z: np.ndarray) -> str:
 
 def atomic_numbers(rec) -> tuple[list | None, str]:
     "(atomic numbers, '') of a sample, or (None, reason) when they are unusable."
+    if isinstance(rec, BadSample): return None, rec.reason
     if isinstance(rec, Structure):
         if len(rec) == 0: return None, 'empty'
         try: z = np.array(rec.atomic_numbers, np.int64)
@@ -484,7 +492,7 @@ def crystal_reference(reference,                                    # crystals i
     nan = float('nan')
     return CrystalReference(structs, [r for _, r in built], sv, sr, np.array([c[0] for c in comp], bool),
                             [c[1] for c in comp], fingerprints, np.array([not r for r in fp_reason], bool), fp_reason,
-                            sfp, cfp, np.array([s.density if s is not None else nan for s in structs], float),
+                            sfp, cfp, np.array([s.density if s is not None and s.volume > 0 else nan for s in structs], float),
                             np.array([len(s.composition.elements) if s is not None else nan for s in structs], float),
                             mode, time.time() - t0)
 

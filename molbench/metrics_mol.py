@@ -20,10 +20,10 @@ __all__ = ['BOND_LENGTHS_PM', 'BOND_MARGINS_PM', 'ALLOWED_VALENCE', 'EDM_ELEMENT
            'CHEM_PROPERTIES', 'FCD_MIN', 'METRIC_UNITS', 'bond_orders', 'atom_stable', 'as_padded', 'input_problems',
            'EDMAnalysis', 'analyse_edm', 'stability', 'build_mol', 'edm_mols', 'largest_valid_fragment', 'mol_smiles',
            'heavy_mol', 'heavy_smiles', 'smiles_from_edm', 'TrainingSmiles', 'edm_training_smiles',
-           'rdkit_bonds_smiles', 'valid_fragments', 'uniqueness_novelty', 'qed_properties', 'chem_properties',
-           'geometry_distributions', 'morgan_fps', 'FingerprintSet', 'fingerprint_set', 'covered_pairs',
-           'fingerprint_coverage', 'chemnet_stats', 'fcd_score', 'posebusters_checks', 'mmff_strain', 'strain_summary',
-           'MoleculeReference', 'molecule_reference', 'evaluate_molecules']
+           'rdkit_bonds_smiles', 'rdkit_bonds_valid', 'valid_fragments', 'uniqueness_novelty', 'qed_properties',
+           'chem_properties', 'geometry_distributions', 'morgan_fps', 'FingerprintSet', 'fingerprint_set',
+           'covered_pairs', 'fingerprint_coverage', 'chemnet_stats', 'fcd_score', 'posebusters_checks', 'mmff_strain',
+           'strain_summary', 'MoleculeReference', 'molecule_reference', 'evaluate_molecules']
 
 # %% ../nbs/10_metrics_molecules.ipynb #a789e82a
 BOND_LENGTHS_PM = {  # reference bond lengths (pm) per element pair and bond order (Hoogeboom et al. 2022, EDM)
@@ -328,18 +328,33 @@ def edm_training_smiles(samples) -> TrainingSmiles:
     return TrainingSmiles(frozenset(whole), frozenset(frag), len(a.reasons), n_valid)
 
 # %% ../nbs/10_metrics_molecules.ipynb #a01b8daf
-def rdkit_bonds_smiles(z, pos) -> str | None:
-    "Canonical SMILES (largest fragment, no H) with bonds perceived by RDKit's DetermineBonds(charge=0); None on failure."
+def _bare_mol(z, pos) -> Chem.RWMol:
+    "Atoms and a conformer, no bonds."
     mol = Chem.RWMol()
     for a in z: mol.AddAtom(Chem.Atom(int(a)))
     conf = Chem.Conformer(len(z)); conf.SetPositions(np.asarray(pos, dtype=np.float64)); mol.AddConformer(conf)
+    return mol
+
+def rdkit_bonds_smiles(z, pos) -> str | None:
+    "Canonical SMILES (largest fragment, no H) with bonds perceived by RDKit's DetermineBonds(charge=0); None on failure."
+    mol = _bare_mol(z, pos)
     try:
         with rdBase.BlockLogs():
             rdDetermineBonds.DetermineBonds(mol, charge=0)
             Chem.SanitizeMol(mol)
     except Exception: return None
-    frag = _largest_fragment(mol)                         # sanitised above: not a second time
+    frag = largest_valid_fragment(mol)
     return None if frag is None else heavy_smiles(frag)
+
+def rdkit_bonds_valid(z, pos) -> bool:
+    "Whether RDKit's DetermineBonds(charge=0) perception and SanitizeMol succeed (the `validity_rdkit_bonds` criterion)."
+    mol = _bare_mol(z, pos)
+    try:
+        with rdBase.BlockLogs():
+            rdDetermineBonds.DetermineBonds(mol, charge=0, embedChiral=False)
+            Chem.SanitizeMol(mol)
+    except Exception: return False
+    return True
 
 # %% ../nbs/10_metrics_molecules.ipynb #5a04c9a3
 def valid_fragments(a: EDMAnalysis) -> list:
@@ -692,8 +707,8 @@ def evaluate_molecules(samples,                               # list of (z, pos)
         notes['novelty_fragment_ref'] = 'training_smiles given as SMILES (whole molecules): pass edm_training_smiles(train)'
     lap('validity')
     if rdkit_bonds:
-        rb = [rdkit_bonds_smiles(a.z[k][a.node_mask[k]], a.x[k][a.node_mask[k]]) if ok[k] else None for k in range(n)]
-        out['validity_rdkit_bonds'] = sum(s is not None for s in rb) / n if n else float('nan')
+        rb = [rdkit_bonds_valid(a.z[k][a.node_mask[k]], a.x[k][a.node_mask[k]]) for k in np.flatnonzero(ok)]
+        out['validity_rdkit_bonds'] = sum(rb) / n if n else float('nan')
         lap('rdkit_bonds')
     props = chem_properties(heavy, hydrogens_removed=True)
     for k in CHEM_PROPERTIES: out[f'{k}_mean'] = float(props[k].mean()) if len(props[k]) else float('nan')

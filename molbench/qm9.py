@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_qm9.ipynb #5f486be2
 from __future__ import annotations
-import contextlib, hashlib, importlib.util, os, re, shutil, tempfile, time
+import contextlib, hashlib, importlib.util, os, re, shutil, tempfile, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +19,9 @@ from .core import (DATASETS, QM9_ELEMENTS, QM9_Z, cache_dir, check_choice, eleme
 
 # %% auto #0
 __all__ = ['QM9_PROPERTIES', 'QM9_UNITS', 'QM9_SPLITS', 'qm9pack_dir', 'qm9_sources', 'parse_numbers', 'parse_symbols', 'QM9Data',
-           'read_qm9_csv', 'parse_qm9_frame', 'qm9_cache_key', 'edm_split', 'qm9_data', 'qm9_cache_path', 'qm9_report',
-           'load_qm9_table', 'qm9_splits', 'Molecule', 'QM9Dataset', 'load_qm9', 'qm9_statistics']
+           'read_qm9_csv', 'parse_qm9_frame', 'qm9_cache_key', 'edm_split', 'entry_problem', 'qm9_data',
+           'qm9_cache_path', 'qm9_report', 'load_qm9_table', 'qm9_splits', 'Molecule', 'QM9Dataset', 'load_qm9',
+           'qm9_statistics']
 
 # %% ../nbs/02_qm9.ipynb #274f6a9b
 def qm9pack_dir() -> Path:
@@ -185,12 +186,25 @@ def _write_entry(data: QM9Data, root: Path, meta: dict):
         if len(data) >= 100_000 / 0.9:
             np.savez(tmp / 'splits.npz', **edm_split(len(data)))
         write_json(tmp / 'report.json', data.report)
-        write_json(tmp / 'meta.json', meta)        # written last: an entry with meta.json is complete
+        files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
+        write_json(tmp / 'meta.json', {**meta, 'files': files})   # last: an entry with meta.json is complete, and vouched for
         try: os.rename(tmp, root)
         except OSError:
             if not (root / 'meta.json').exists(): raise   # another process finished first: keep its entry
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+def entry_problem(root: Path) -> str | None:
+    "Why the cache entry `root` cannot be used (missing, no manifest, a file missing or failing its SHA-256), or None."
+    try: files = read_json(root / 'meta.json').get('files')
+    except FileNotFoundError: return 'is missing'
+    except (OSError, ValueError, AttributeError) as e: return f'has an unreadable meta.json ({type(e).__name__})'
+    if not isinstance(files, dict) or not files: return 'has no checksums (written by an older molbench)'
+    for name, want in files.items():
+        f = root / name
+        if not f.exists(): return f'lacks {name}'
+        if sha256_file(f) != want: return f'has a {name} that fails its SHA-256 check (truncated or altered)'
+    return None
 
 def _read_entry(root: Path) -> QM9Data:
     "Read a complete cache entry."
@@ -215,15 +229,20 @@ def qm9_data(data_dir=None, verbose: bool = True) -> QM9Data:
     key = qm9_cache_key(paths)
     if key in _LOADED: return _LOADED[key]
     root = cache_dir('qm9') / key
-    if not (root / 'meta.json').exists():
+    if entry_problem(root) is not None:
         with _build_lock(root.with_name(key + '.lock')): _build_entry(paths, root, verbose)
     data = _read_entry(root)
     _LOADED[key] = data
     return data
 
 def _build_entry(paths, root: Path, verbose: bool):
-    "Parse the CSVs and write the cache entry `root`, unless another process did while we waited for the lock."
-    if (root / 'meta.json').exists(): return
+    "Parse the CSVs and write the cache entry `root`, unless another process did while we waited for the lock; a bad entry is replaced."
+    why = entry_problem(root)
+    if why is None: return
+    if root.exists():
+        warnings.warn(f"QM9 cache entry {root} {why}: rebuilding it from the CSVs")
+        trash = Path(tempfile.mkdtemp(dir=root.parent, prefix=f'.{root.name}.bad.'))
+        os.rename(root, trash / 'entry'); shutil.rmtree(trash, ignore_errors=True)
     t0 = time.perf_counter()
     data = parse_qm9_frame(read_qm9_csv(paths), source=', '.join(str(p) for p in paths))
     _write_entry(data, root, {'format': _FORMAT, 'sources': [str(p) for p in paths], 'n_molecules': len(data),
@@ -249,10 +268,9 @@ def load_qm9_table(nrows: int | None = None, data_dir=None) -> pd.DataFrame:
 
 def qm9_splits(data_dir=None) -> dict[str, np.ndarray]:
     "The EDM train / val / test indices (rows of `load_qm9_table()`), read from the cache entry."
+    n = len(qm9_data(data_dir))                      # checks (or rebuilds) the cache entry first
     f = qm9_cache_path(data_dir) / 'splits.npz'
-    if not f.exists():
-        n = len(qm9_data(data_dir))
-        if not f.exists(): raise ValueError(f"the EDM split needs ≥ 111,112 molecules; this QM9 source has {n}")
+    if not f.exists(): raise ValueError(f"the EDM split needs ≥ 111,112 molecules; this QM9 source has {n}")
     with np.load(f) as z: return {k: z[k] for k in QM9_SPLITS}
 
 # %% ../nbs/02_qm9.ipynb #e5783756

@@ -15,17 +15,17 @@ import torch
 import yaml
 
 import molbench
-from .core import (ARCHS, GENS, DATASETS, Batch, check_choice, set_seed, get_device, write_json, write_text,
-                           read_json, atomic_write, element_symbol, atomic_number, lattice_to_params)
+from .core import (ARCHS, GENS, DATASETS, Batch, UnknownNameError, check_choice, set_seed, get_device, write_json,
+                           write_text, read_json, atomic_write, element_symbol, atomic_number, lattice_to_params)
 from .trainer import Trainer, TrainConfig, AMP_MODES, fault_point, writing, atomic_torch_save
 
 # %% auto #0
 __all__ = ['DATA_MODULES', 'PARAM_NAMES', 'PARAMS_DIR', 'RESULTS', 'TIMING', 'TIMING_KEYS', 'register_all', 'RunParams',
-           'profile_path', 'load_profile', 'train_config', 'validate_params', 'resolve_params', 'RunData',
-           'data_statistics', 'build_data', 'build_model', 'build_process', 'make_run_dir', 'build_trainer',
-           'concat_batches', 'generate', 'structures', 'finite_ids', 'distribution_checks', 'evaluate_samples',
-           'xyz_block', 'edm_molecules', 'write_samples', 'training_curve', 'same_run', 'existing_run_dir', 'start_run',
-           'read_run', 'finish_run', 'run']
+           'profile_path', 'load_profile', 'train_config', 'dataset_path', 'dataset_label', 'dataset_periodic',
+           'validate_params', 'resolve_params', 'RunData', 'data_statistics', 'build_data', 'build_model',
+           'build_process', 'make_run_dir', 'build_trainer', 'concat_batches', 'generate', 'structures', 'finite_ids',
+           'distribution_checks', 'evaluate_samples', 'xyz_block', 'edm_molecules', 'write_samples', 'training_curve',
+           'same_run', 'existing_run_dir', 'start_run', 'read_run', 'finish_run', 'run']
 
 # %% ../nbs/41_train.ipynb #a2d92e2e
 DATA_MODULES = ('qm9', 'crystals')  # modules that register DATASETS
@@ -54,8 +54,9 @@ class RunParams:
     "Everything that defines a generative run: the papermill parameters and the keys of params/*.yaml."
     arch: str = 'pairformer'            # backbone, a name in ARCHS: gnn | transformer | pairformer
     gen: str = 'flow_matching'          # process, a name in GENS: flow_matching | diffusion | stochastic_interpolant
-    dataset: str = 'qm9'                # data set, a name in DATASETS: qm9 | mp20 | perov5 | carbon24
-    split: str = 'train'                # the split trained on (statistics for sampling come from it too)
+    dataset: str = 'qm9'                # data set, a name in DATASETS (qm9 | mp20 | perov5 | carbon24) or the path of a data file / CIF folder
+    dataset_sha256: str | None = None   # SHA-256 of a dataset file: recorded by resolve_params; given, it must match the file
+    split: str = 'train'                # the split trained on (statistics for sampling come from it too); own files: a seeded 80/10/10 split, or 'all'
     n_train: int | None = None          # keep only the first n structures of the split (None: all)
     hidden: int = 64                    # backbone width
     layers: int = 2                     # backbone depth (message-passing layers / blocks)
@@ -127,11 +128,41 @@ def train_config(p: RunParams) -> TrainConfig:
                        ema_decay=p.ema_decay, amp=p.amp, ckpt_every=p.ckpt_every, log_every=p.log_every, seed=p.seed,
                        device=p.device, progress=p.progress)
 
+def dataset_path(dataset) -> Path | None:
+    "The absolute path `dataset` names when it is not a registered data set name but an existing file or folder, else None."
+    register_all()
+    if dataset is None or str(dataset) in DATASETS: return None
+    p = Path(str(dataset)).expanduser()
+    return p.resolve() if p.exists() else None
+
+def dataset_label(dataset) -> str:
+    "The data set's name in run-folder names: a registered name, or a file's stem (a folder's name)."
+    p = dataset_path(dataset)
+    return str(dataset) if p is None else (p.name if p.is_dir() else p.stem)
+
+def dataset_periodic(dataset) -> bool:
+    "Does `dataset` (a name or a path) hold crystals? Decided without loading it."
+    p = dataset_path(dataset)
+    if p is None: return dataset != 'qm9'
+    from molbench.files import file_kind
+    return file_kind(p) == 'structures'
+
 def validate_params(p: RunParams) -> RunParams:
     "Fail early, with the valid choices, on an unknown name or an impossible number."
     register_all()
-    _get(DATASETS, p.dataset); arch = _get(ARCHS, p.arch); _get(GENS, p.gen)
-    crystal = p.dataset != 'qm9'
+    path = dataset_path(p.dataset)
+    if path is None:
+        try: _get(DATASETS, p.dataset)
+        except UnknownNameError as e:
+            raise UnknownNameError(f"{e}; or the path of an existing data file or folder (SDF, XYZ, CDVAE CSV, CIF, a folder "
+                                   f"of CIFs) — no such path: {Path(str(p.dataset)).expanduser().resolve()}") from None
+        if p.dataset_sha256 is not None:
+            raise ValueError(f"dataset_sha256 is for a dataset file; {p.dataset!r} is a registered data set")
+    else:
+        from molbench.files import FILE_SPLITS
+        check_choice('split', p.split, ('all',) + FILE_SPLITS)
+    arch = _get(ARCHS, p.arch); _get(GENS, p.gen)
+    crystal = dataset_periodic(p.dataset)
     if crystal and not getattr(arch, 'periodic_ok', False):
         raise ValueError(f"backbone {p.arch!r} cannot handle crystals (periodic_ok=False); dataset {p.dataset!r} needs one")
     for k in ('hidden', 'layers', 'heads', 'batch_size', 'n_samples', 'nfe', 'sample_batch_size'):
@@ -153,6 +184,14 @@ def resolve_params(profile=None,  # profile name(s) / YAML path(s), see `load_pr
     "Defaults ← profiles ← explicit values, validated."
     for k in given: check_choice('parameter', k, PARAM_NAMES)
     merged = _merge(load_profile(profile), {k: v for k, v in given.items() if v is not None})
+    path = dataset_path(merged.get('dataset'))
+    if path is not None:                       # own data: an absolute path and the SHA-256 of what it holds now
+        from molbench.files import source_sha256
+        sha = source_sha256(path)
+        if merged.get('dataset_sha256') not in (None, sha):
+            raise ValueError(f"{path} has SHA-256 {sha}, not the dataset_sha256 {merged['dataset_sha256']} given: the file "
+                             f"changed (or is another one)")
+        merged.update(dataset=str(path), dataset_sha256=sha)
     return validate_params(RunParams(**merged))
 
 # %% ../nbs/41_train.ipynb #cc678c21
@@ -187,9 +226,14 @@ def build_data(p: RunParams) -> RunData:
     "Load the training split, take its statistics and make a seeded loader."
     from molbench.batching import make_loader
     from molbench.process import lattice_statistics
-    load = _get(DATASETS, p.dataset)
-    kw = {'progress': False} if p.dataset != 'qm9' else {}
-    ds = load(split=p.split, n=p.n_train, **kw)
+    path = dataset_path(p.dataset)
+    if path is not None:                                   # own data: SDF / XYZ molecules, CSV / CIF crystals
+        from molbench.files import load_file
+        ds = load_file(path, split=p.split, n=p.n_train, progress=False)
+    else:
+        load = _get(DATASETS, p.dataset)
+        kw = {'progress': False} if p.dataset != 'qm9' else {}
+        ds = load(split=p.split, n=p.n_train, **kw)
     if len(ds) < p.batch_size:
         raise ValueError(f"batch_size {p.batch_size} is larger than the data ({len(ds)} structures in {p.dataset}/{p.split})")
     st = data_statistics(ds)
@@ -212,9 +256,9 @@ def build_process(p: RunParams, data: RunData):
     return _get(GENS, p.gen)(data.vocab, periodic=data.periodic, lattice_stats=data.lattice_stats, **p.gen_cfg)
 
 def make_run_dir(p: RunParams) -> Path:
-    "A new, empty run folder: `p.run_dir` or `<runs_root>/<dataset>-<arch>-<gen>-<timestamp>`, suffixed `-2`, `-3`, … if taken."
+    "A new, empty run folder: `p.run_dir` or `<runs_root>/<dataset>-<arch>-<gen>-<timestamp>` (a file's stem as `<dataset>`), suffixed `-2`, `-3`, … if taken."
     stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
-    base = Path(p.run_dir) if p.run_dir else Path(p.runs_root) / f'{p.dataset}-{p.arch}-{p.gen}-{stamp}'
+    base = Path(p.run_dir) if p.run_dir else Path(p.runs_root) / f'{dataset_label(p.dataset)}-{p.arch}-{p.gen}-{stamp}'
     base.parent.mkdir(parents=True, exist_ok=True)
     for k in range(1, 10_000):
         d = base if k == 1 else base.with_name(f'{base.name}-{k}')
@@ -309,7 +353,15 @@ def evaluate_samples(samples: Batch, data: RunData, p: RunParams) -> dict:
     ref = [data.dataset[i] for i in range(min(p.n_reference, len(data.dataset)))] or None
     res['reference'] = {'split': p.split, 'n': len(ref or []), 'which': f'the first {len(ref or [])} structures of the training split'}
     try:
-        if data.periodic: res['metrics'] = fn(sel, reference=ref, dataset=p.dataset)
+        if data.periodic:
+            from molbench.metrics_crystal import COV_CUTOFFS
+            cov_set = p.dataset if p.dataset in COV_CUTOFFS else 'mp20'   # own crystals: MP-20's cutoffs
+            res['metrics'] = fn(sel, reference=ref, dataset=cov_set)
+            if cov_set != p.dataset:
+                s_cut, c_cut = COV_CUTOFFS[cov_set]
+                res['metrics'].setdefault('notes', {})['cov_cutoffs'] = (
+                    f"{dataset_label(p.dataset)} has no CDVAE COV cutoffs: MP-20's are used (structure {s_cut}, "
+                    f"composition {c_cut})")
         else:
             train_smiles = [s for s in (smiles_from_edm(r.z.numpy(), r.pos.numpy()) for r in ref or []) if s]
             res['metrics'] = fn(sel, reference=ref, training_smiles=train_smiles)
@@ -429,7 +481,8 @@ def finish_run(out, p: RunParams, data: RunData, trainer: Trainer, samples: Batc
     ev = evaluate_samples(samples, data, p)
     if isinstance(ev.get('metrics'), dict):
         wall['metrics'] = {k: ev['metrics'].pop(k) for k in ('seconds', 'timings') if k in ev['metrics']}
-    res = {'arch': p.arch, 'gen': p.gen, 'dataset': p.dataset, 'seed': p.seed,
+    res = {'arch': p.arch, 'gen': p.gen, 'dataset': p.dataset, **({'dataset_sha256': p.dataset_sha256} if p.dataset_sha256 else {}),
+           'seed': p.seed,
            'n_params': sum(q.numel() for q in trainer.model.parameters()), 'device': str(trainer.device),
            'train': train, 'sampling': {'nfe': timing.get('nfe', p.nfe)}, **ev}
     res['files'] = write_samples(out, samples, data.periodic)
@@ -442,7 +495,7 @@ def finish_run(out, p: RunParams, data: RunData, trainer: Trainer, samples: Batc
 
 def run(arch: str | None = None,         # backbone name (ARCHS)
         gen: str | None = None,          # process name (GENS)
-        dataset: str | None = None,      # data set name (DATASETS)
+        dataset: str | None = None,      # data set name (DATASETS), or the path of your own data file / CIF folder
         hidden: int | None = None,       # backbone width
         layers: int | None = None,       # backbone depth
         heads: int | None = None,        # attention heads

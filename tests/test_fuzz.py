@@ -164,9 +164,6 @@ def test_parse_cifs_never_raises_and_keeps_valid_results(garbage):
 
 DUMMY_CIF = VALID_CIFS['cscl'].replace('  Cs  Cs0', '  X  X0')
 
-@pytest.mark.xfail(strict=True, reason="molbench.crystals.structure_to_crystal keeps pymatgen dummy species: a CIF site "
-                                       "of species 'X' becomes atomic number hash('X0+') instead of being reported "
-                                       "(load_structures catches it; load_crystals / parse_cifs do not)")
 @FUZZ
 @given(garbage=st.lists(garbage_cif, max_size=4))
 @example(garbage=[DUMMY_CIF])
@@ -500,11 +497,6 @@ def test_evaluate_crystals_counts_bad_input_and_keeps_valid_metrics(crystals_alo
     mixed = [mixed[i] for i in np.random.default_rng(seed).permutation(len(mixed))]
     _check_crystal_metrics(quiet(evaluate_crystals, mixed, **CRYSTAL_EVAL), crystals_alone, len(garbage))
 
-@pytest.mark.xfail(strict=True, reason="molbench.metrics_crystal.crystal_reference takes pymatgen's Structure.density of "
-                                       "every built sample, which divides by the volume: a cell with a zero lattice vector "
-                                       "raises ZeroDivisionError instead of counting as small_volume; minimal: "
-                                       "evaluate_crystals([(np.array([11]), np.zeros((1, 3)), np.diag([0., 5., 5.]))], "
-                                       "fingerprints=False)")
 @FUZZ
 @given(garbage=st.lists(zero_volume_crystal(), min_size=1, max_size=3))
 @example(garbage=[(np.array([11]), np.zeros((1, 3)), np.diag([0.0, 5.0, 5.0]))])
@@ -543,10 +535,6 @@ malformed_crystal = st.sampled_from([
     None,                                                     # no structure at all
 ])
 
-@pytest.mark.xfail(strict=True, reason="molbench.metrics_crystal._records raises ValueError on a sample whose shapes are "
-                                       "malformed (z / frac length mismatch, lattice not (3, 3), a None sample) instead "
-                                       "of counting it as bad input; minimal: evaluate_crystals([(np.array([11, 17]), "
-                                       "np.zeros((3, 3)), 5 * np.eye(3))], fingerprints=False)")
 @FUZZ
 @given(garbage=st.lists(malformed_crystal, min_size=1, max_size=3))
 @example(garbage=[(np.array([11, 17]), np.zeros((3, 3)), np.eye(3) * 5)])
