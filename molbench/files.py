@@ -467,7 +467,9 @@ def _check_crystal(t) -> tuple | None:
     return None
 
 def _cif_kind(err: str) -> str:
-    return 'partial_occupancy' if 'partial occupanc' in err or 'only supports ordered' in err else 'unparsable'
+    "The problem kind of a CIF parse error (unknown_element, partial_occupancy or unparsable), as molbench.crystals sorts them."
+    from molbench.crystals import parse_error_kind
+    return parse_error_kind(err)
 
 def crystal_from_atoms(atoms, niggli: bool = True):
     "Crystal arrays (z, frac, lattice, lengths, angles) of a periodic ASE frame by CDVAE's recipe, or a (kind, reason) pair."

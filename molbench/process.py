@@ -318,7 +318,7 @@ class ProcessConfig:
     t_a: float = 1.0          # first parameter of the time sampler
     t_b: float = 1.0          # second parameter of the time sampler
 
-# %% ../nbs/30_process.ipynb #57e68d33
+# %% ../nbs/30_process.ipynb #e5c38f8c
 RESIDUALS = ('x', 'all', 'none')
 
 def is_residual(residual: str, key: str) -> bool:

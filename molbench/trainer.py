@@ -12,20 +12,23 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from torch import nn, Tensor
-from torch.utils.data import DataLoader, RandomSampler
+import torch.distributed as dist
+from torch.utils.data import DataLoader, RandomSampler, DistributedSampler
 from tqdm.auto import tqdm
 from fastcore.basics import patch
 
 from .core import atomic_write, sha256_file, set_seed, get_device, check_choice, write_text
 
 # %% auto #0
-__all__ = ['AMP_MODES', 'FAULT_ENV', 'FAULT_POINTS', 'CKPT_LAST', 'CKPT_PREV', 'TrainConfig', 'WarmupCosine', 'EMA',
-           'fault_point', 'DiskWriteError', 'writing', 'atomic_torch_save', 'CheckpointError', 'verify_checkpoint',
-           'save_checkpoint', 'load_checkpoint', 'remove_stale_temps', 'RunLogger', 'NonFiniteLossError', 'batch_len',
-           'rng_state', 'set_rng_state', 'preserved_rng', 'check_loader', 'Trainer', 'deterministic_mode']
+__all__ = ['AMP_MODES', 'COMPILE_BACKENDS', 'FAULT_ENV', 'FAULT_POINTS', 'FAULT_RANK_ENV', 'CKPT_LAST', 'CKPT_PREV',
+           'TrainConfig', 'WarmupCosine', 'EMA', 'fault_point', 'DiskWriteError', 'writing', 'atomic_torch_save',
+           'CheckpointError', 'verify_checkpoint', 'save_checkpoint', 'load_checkpoint', 'remove_stale_temps',
+           'RunLogger', 'NonFiniteLossError', 'batch_len', 'rng_state', 'set_rng_state', 'preserved_rng',
+           'check_loader', 'dist_info', 'rank_seed', 'is_sharded', 'Trainer', 'deterministic_mode']
 
 # %% ../nbs/40_trainer.ipynb #396008c0
 AMP_MODES = ('none', 'bf16', 'fp16')  # autocast modes; used on CUDA only
+COMPILE_BACKENDS = ('none', 'inductor', 'aot_eager', 'eager')  # torch.compile backends ('eager': graph capture only, a quick check)
 
 @dataclass
 class TrainConfig:
@@ -42,8 +45,12 @@ class TrainConfig:
     ema_decay: float = 0.999          # decay of the weight EMA used for sampling and eval (0: EMA = current weights)
     ema_warmup: bool = True           # use min(ema_decay, (1+n)/(10+n)) for the n-th update, so early EMAs are not stale
     amp: str = 'none'                 # autocast: 'none' | 'bf16' | 'fp16' (CUDA only; fp16 adds a GradScaler)
+    tf32: bool = False                # CUDA only: TensorFloat-32 matmuls and convolutions (faster on Ampere and later, ~1e-3 relative error)
+    compile: str = 'none'             # torch.compile the training forward with this backend: 'none' | 'inductor' | 'aot_eager' | 'eager'
+    ddp_find_unused: bool = False     # DDP only: tolerate parameters that get no gradient in a step (slower; for conditional branches)
     max_bad_steps: int = 20           # stop after this many steps with a non-finite loss or gradient
     ckpt_every: int = 500             # checkpoint every this many steps, and always at the end (0: only at the end)
+    ckpt_minutes: float | None = None # also checkpoint once this many minutes have passed since the last one (preemptible jobs)
     log_every: int = 10               # steps between training log rows
     eval_every: int = 0               # steps between calls of `eval_fn` (0: only at the end)
     seed: int = 0                     # seeds Python, NumPy, torch and the data order
@@ -67,6 +74,8 @@ class TrainConfig:
         need(isinstance(self.accum_steps, int) and self.accum_steps >= 1, f"accum_steps must be an integer ≥ 1, got {self.accum_steps!r}")
         need(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
         check_choice('amp mode', self.amp, AMP_MODES)
+        check_choice('compile backend', self.compile, COMPILE_BACKENDS)
+        need(self.ckpt_minutes is None or self.ckpt_minutes > 0, f"ckpt_minutes must be positive or None, got {self.ckpt_minutes!r}")
         need(self.max_bad_steps >= 1, f"max_bad_steps must be ≥ 1, got {self.max_bad_steps!r}")
         need(self.ckpt_every >= 0 and self.eval_every >= 0, "ckpt_every and eval_every must be ≥ 0")
         need(self.log_every >= 1, f"log_every must be ≥ 1, got {self.log_every!r}")
@@ -115,6 +124,7 @@ class EMA:
 # %% ../nbs/40_trainer.ipynb #3525c01b
 FAULT_ENV = 'MOLBENCH_FAULT'   # test hook: 'point:n[,point:n…]' SIGKILLs the process the n-th time it reaches `point`
 FAULT_POINTS = ('train_step', 'ckpt_write', 'ckpt_rotate', 'sample', 'results', 'sweep_row')  # where fault_point is called
+FAULT_RANK_ENV = 'MOLBENCH_FAULT_RANK'  # set: fault points fire only in the process whose $RANK (torchrun's) is this one
 _FAULT_HITS: dict[str, int] = {}   # per process: times each point was reached while $MOLBENCH_FAULT was set
 
 def fault_point(name: str):
@@ -129,7 +139,8 @@ def fault_point(name: str):
         if not n.strip().isdigit() or int(n) < 1:
             raise ValueError(f"${FAULT_ENV}={spec!r}: {item.strip()!r} must read 'point:n' with a count n ≥ 1")
         if point == name: ns.append(int(n))
-    if not ns: return
+    only = os.environ.get(FAULT_RANK_ENV)
+    if not ns or (only is not None and only.strip() != os.environ.get('RANK', '0')): return
     hits = _FAULT_HITS[name] = _FAULT_HITS.get(name, 0) + 1
     if hits in ns:
         sys.stderr.write(f"molbench: ${FAULT_ENV} kills process {os.getpid()} at {name}:{hits}\n"); sys.stderr.flush()
@@ -376,9 +387,27 @@ def check_loader(loader):
     except TypeError: n = None
     if n == 0: raise ValueError("the loader yields no batches (drop_last with too little data?)")
 
+# %% ../nbs/40_trainer.ipynb #d047a7c8
+def dist_info() -> tuple[int, int]:
+    "(rank, world size) of this process: (0, 1) unless a `torch.distributed` process group is initialised."
+    if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+def rank_seed(seed: int,  # the run's seed
+              rank: int   # the process's rank
+             ) -> int:
+    "The seed of a process's own random draws: the run's `seed` on rank 0, a distinct one on every other rank."
+    return seed if rank == 0 else (seed * 1_000_003 + rank * 999_983 + 1) % (2**63 - 1)
+
+def is_sharded(loader) -> bool:
+    "Does `loader` give each process its own share of the data (a `DistributedSampler`, or a loader with `set_epoch`)?"
+    if hasattr(loader, 'set_epoch'): return True
+    return isinstance(loader, DataLoader) and any(isinstance(s, DistributedSampler)
+                                                  for s in (loader.sampler, getattr(loader.batch_sampler, 'sampler', None)))
+
 # %% ../nbs/40_trainer.ipynb #5dac1791
 class Trainer:
-    "Train `model` on `loss_fn(model, batch) -> (loss, parts)` over `loader` with AdamW, warm-up + cosine, EMA and checkpoints."
+    "Train `model` on `loss_fn(model, batch) -> (loss, parts)` over `loader` with AdamW, warm-up + cosine, EMA and checkpoints; data-parallel under a process group."
     def __init__(self, model: nn.Module,          # the network (moved to `cfg.device`)
                  loss_fn: Callable,               # loss_fn(model, batch) -> (scalar loss, dict of named parts)
                  loader,                          # iterable of batches (a DataLoader, or anything with set_epoch / len)
@@ -389,10 +418,20 @@ class Trainer:
                 ):
         self.cfg = cfg = cfg or TrainConfig()
         check_loader(loader)
+        self.rank, self.world = dist_info()                  # (0, 1) without a process group
+        self.ddp = dist.is_available() and dist.is_initialized()   # data-parallel: under torchrun, even with one process
+        self.is_main = self.rank == 0
+        if self.ddp and not is_sharded(loader):
+            raise ValueError(f"rank {self.rank} of {self.world}: the loader must give each process its own share of the data; build "
+                             f"it with molbench.distributed.distributed_loader (a DistributedSampler) or give it a set_epoch(epoch) method")
         self.loss_fn, self.loader, self.eval_fn, self.meta = loss_fn, loader, eval_fn, dict(meta or {})
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        set_seed(cfg.seed)
+        set_seed(rank_seed(cfg.seed, self.rank))
         self.device = get_device(cfg.device)
+        if self.ddp and self.device.type == 'cuda':          # one GPU per process: LOCAL_RANK's
+            if self.device.index is None:
+                self.device = torch.device('cuda', int(os.environ.get('LOCAL_RANK', self.rank % max(1, torch.cuda.device_count()))))
+            torch.cuda.set_device(self.device)
         self.model = model.to(self.device)
         params = [p for p in self.model.parameters() if p.requires_grad]
         if not params: raise ValueError("the model has no trainable parameters")
@@ -400,19 +439,45 @@ class Trainer:
                   {'params': [p for p in params if p.ndim < 2], 'weight_decay': 0.0}]
         self.opt = torch.optim.AdamW([g for g in groups if g['params']], lr=cfg.lr, betas=cfg.betas)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, WarmupCosine(cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio))
-        self.ema = EMA(self.model, cfg.ema_decay, cfg.ema_warmup)
         cuda = self.device.type == 'cuda'
+        if cuda and cfg.tf32: torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        self._ddp = None
+        self.net = self._wrap()                              # what loss_fn gets: the model, under DDP and / or torch.compile
+        self.ema = EMA(self.model, cfg.ema_decay, cfg.ema_warmup)   # after DDP's broadcast: every rank starts from rank 0's weights
         if cfg.amp != 'none' and not cuda:
             warnings.warn(f"amp={cfg.amp!r} applies on CUDA only; training in float32 on {self.device}")
         self.amp_dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(cfg.amp) if cuda else None
         self.scaler = torch.amp.GradScaler('cuda', enabled=cuda and cfg.amp == 'fp16')
         self.step = self.epoch = self.batch_idx = self.bad_steps = 0  # position: optimiser steps, epoch, batch in epoch
         self.elapsed_s, self.samples_seen = 0.0, 0
-        self.logger = RunLogger(run_dir, cfg.tensorboard, cfg.wandb_project, asdict(cfg))
+        main = self.is_main                                  # rank 0 writes the run folder's logs (the others keep rows in memory)
+        self.logger = RunLogger(run_dir if main else None, cfg.tensorboard and main, cfg.wandb_project if main else None, asdict(cfg))
         self._data_gen, self._it, self._pending_rng = torch.Generator(), None, None
-        self._fit_t0, self._saved_step = None, None
+        self._fit_t0, self._saved_step, self._ckpt_t = None, None, None
         self._acc, self._k_acc = {}, 0    # sums of the training-log values since the last log row, and how many steps
         self.summary: dict | None = None  # what the last `fit` returned
+
+    def _wrap(self) -> nn.Module:
+        net = self.model
+        if self.ddp:
+            from torch.nn.parallel import DistributedDataParallel
+            net = self._ddp = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == 'cuda' else None,
+                                                      find_unused_parameters=self.cfg.ddp_find_unused)
+        if self.cfg.compile != 'none': net = torch.compile(net, backend=self.cfg.compile)
+        return net
+
+    # ----- collectives (DDP only): small sums every process makes at the same point -----
+    def _all_sum(self, values: list) -> list:
+        dev = self.device if dist.get_backend() == 'nccl' else torch.device('cpu')
+        t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=dev)
+        dist.all_reduce(t)
+        return t.tolist()
+
+    def _any(self, flag: bool) -> bool: return self._all_sum([flag])[0] > 0
+
+    def _global_batch(self) -> int | None:
+        bs = getattr(self.loader, 'batch_size', None)
+        return bs * self.world if isinstance(bs, int) else None
 
     # ----- data order -----
     def _epoch_iter(self, epoch: int):
@@ -423,6 +488,7 @@ class Trainer:
             L.generator = g  # the iterator's base seed comes from here, not from the global RNG
             for s in (L.sampler, getattr(L.batch_sampler, 'sampler', None)):
                 if isinstance(s, RandomSampler): s.generator = g
+                elif isinstance(s, DistributedSampler): s.set_epoch(epoch)   # randperm seeded (seed + epoch), then every world-th index
         return iter(L)
 
     def _next_batch(self):
@@ -442,24 +508,33 @@ class Trainer:
 # %% ../nbs/40_trainer.ipynb #53c71034
 @patch
 def _train_step(self: Trainer) -> dict | None:
-    "One optimiser step over `accum_steps` batches; None if it was skipped as bad."
+    "One optimiser step over `accum_steps` batches; None if it was skipped as bad (under DDP: bad on any process, skipped by all)."
     cfg, model = self.cfg, self.model
     model.train(); self.opt.zero_grad(set_to_none=True)
     total, parts_sum, n, ok = 0.0, {}, 0, True
-    for _ in range(cfg.accum_steps):
+    for i in range(cfg.accum_steps):
         batch = self._next_batch()
         n += batch_len(batch)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-            loss, parts = self.loss_fn(model, batch)
-        if not torch.isfinite(loss.detach()).all(): ok = False; break
-        self.scaler.scale(loss / cfg.accum_steps).backward()
+        defer = self._ddp is not None and i < cfg.accum_steps - 1            # DDP: average the gradients after the last batch only
+        with self._ddp.no_sync() if defer else contextlib.nullcontext():
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+                loss, parts = self.loss_fn(self.net, batch)
+            finite = bool(torch.isfinite(loss.detach()).all())
+            if not finite and not self.ddp: ok = False; break
+            ok = ok and finite                        # DDP: backpropagate anyway, so every process makes the same collective calls
+            self.scaler.scale(loss / cfg.accum_steps).backward()
         total += loss.detach().float().item() / cfg.accum_steps
         for k, v in (parts or {}).items(): parts_sum[k] = parts_sum.get(k, 0.0) + float(v) / cfg.accum_steps
+    if self.ddp:                                      # one small all-reduce: bad anywhere? the mean loss and parts; all structures
+        keys = sorted(parts_sum)
+        s = self._all_sum([not ok, total, *(parts_sum[k] for k in keys), n])
+        ok, total, n = s[0] == 0, s[1] / self.world, int(s[-1])
+        parts_sum = {k: v / self.world for k, v in zip(keys, s[2:-1])}
     self.samples_seen += n
     if ok:
         self.scaler.unscale_(self.opt)
         params = [p for p in model.parameters() if p.grad is not None]
-        gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or float('inf'))
+        gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or float('inf'))   # DDP: of the averaged gradient, the same everywhere
         ok = bool(torch.isfinite(gnorm)) or self.scaler.is_enabled()  # with fp16 the scaler skips and re-scales itself
     if not ok:
         self.opt.zero_grad(set_to_none=True)
@@ -474,19 +549,36 @@ def _train_step(self: Trainer) -> dict | None:
 # %% ../nbs/40_trainer.ipynb #61c96727
 @patch
 def _state(self: Trainer) -> dict:
-    return {'format': 1, 'step': self.step, 'epoch': self.epoch, 'batch_idx': self.batch_idx, 'bad_steps': self.bad_steps,
-            'elapsed_s': self.elapsed_s + (time.perf_counter() - self._fit_t0 if self._fit_t0 else 0.0), 'samples_seen': self.samples_seen,
-            'model': self.model.state_dict(), 'ema': self.ema.state_dict(), 'optimizer': self.opt.state_dict(),
-            'scheduler': self.sched.state_dict(), 'scaler': self.scaler.state_dict(), 'rng': rng_state(),
-            'log_window': {'sums': dict(self._acc), 'steps': self._k_acc},
-            'config': asdict(self.cfg), 'meta': self.meta}
+    s = {'format': 2, 'step': self.step, 'epoch': self.epoch, 'batch_idx': self.batch_idx, 'bad_steps': self.bad_steps,
+         'elapsed_s': self.elapsed_s + (time.perf_counter() - self._fit_t0 if self._fit_t0 else 0.0), 'samples_seen': self.samples_seen,
+         'model': self.model.state_dict(), 'ema': self.ema.state_dict(), 'optimizer': self.opt.state_dict(),
+         'scheduler': self.sched.state_dict(), 'scaler': self.scaler.state_dict(), 'rng': rng_state(),
+         'log_window': {'sums': dict(self._acc), 'steps': self._k_acc}, 'world_size': self.world, 'global_batch': self._global_batch(),
+         'config': asdict(self.cfg), 'meta': self.meta}
+    if self.ddp:                                                 # every rank's random generators (a collective)
+        s['rng_ranks'] = [None] * self.world
+        dist.all_gather_object(s['rng_ranks'], s['rng'])
+    return s
 
 @patch
 def save(self: Trainer) -> Path | None:
-    "Checkpoint the full training state into the run folder (atomically, keeping the previous one)."
+    "Checkpoint the full training state into the run folder (atomically, keeping the previous one); under DDP rank 0 writes it."
     if self.run_dir is None: return None
-    self._saved_step = self.step
-    return save_checkpoint(self._state(), self.run_dir)
+    self._saved_step, self._ckpt_t = self.step, time.perf_counter()
+    state = self._state()                                        # every rank takes part (RNG states); rank 0 writes
+    return save_checkpoint(state, self.run_dir) if self.is_main else None
+
+@patch
+def _resume_rng(self: Trainer, state: dict) -> dict:
+    "The RNG states this process continues with: its own from the checkpoint; fresh ones for ranks of another world size."
+    old = state.get('world_size', 1)
+    if old == self.world: return state['rng_ranks'][self.rank] if self.world > 1 else state['rng']
+    if self.is_main:
+        warnings.warn(f"resuming a {old}-process checkpoint with {self.world} process(es): the weights, EMA, optimiser, schedule and "
+                      f"data position carry over; the random draws of ranks other than 0 start new streams")
+    if self.rank == 0: return state['rng']
+    with preserved_rng():
+        set_seed(rank_seed(self.cfg.seed + self.step, self.rank)); return rng_state()
 
 @patch
 def resume(self: Trainer, path=None) -> Path:
@@ -502,16 +594,20 @@ def resume(self: Trainer, path=None) -> Path:
     old = {k: state['config'].get(k) for k in ('max_steps', 'lr', 'warmup_steps', 'accum_steps', 'seed')}
     new = {k: getattr(self.cfg, k) for k in old}
     if old != new: warnings.warn(f"resuming with a different config: checkpoint {old} vs now {new}; the run is not an exact continuation")
+    gb_old, gb_new = state.get('global_batch'), self._global_batch()
+    if gb_old and gb_new and gb_old != gb_new:                  # keep the number of structures already read this epoch
+        self.batch_idx = self.batch_idx * gb_old // gb_new
+        warnings.warn(f"the checkpoint's batch was {gb_old} structures over all processes, now {gb_new}: continuing at batch "
+                      f"{self.batch_idx} of epoch {self.epoch}; the run is not an exact continuation")
     self.meta = {**state.get('meta', {}), **self.meta}
-    self._it, self._pending_rng = None, state['rng']   # RNG restored after the data position is rebuilt
+    self._it, self._pending_rng = None, self._resume_rng(state)  # RNG restored after the data position is rebuilt
     own = self.run_dir is not None and Path(used).resolve() == (self.run_dir / CKPT_LAST).resolve()
     self._saved_step = self.step if own else None       # this folder's `last` already holds this state: no need to rewrite it
     self.logger.truncate_after(self.step)
     return used
 
 @patch
-def continue_run(self: Trainer, fallback=None) -> Path | None:
-    "Pick this run folder up where it stopped: its newest usable checkpoint, else `fallback` (a checkpoint or another run's folder), else step 0 with the folder's old log rows dropped. Returns the checkpoint used, or None."
+def _continue_here(self: Trainer, fallback=None) -> Path | None:
     if self.run_dir is not None:
         remove_stale_temps(self.run_dir)
         if any(p.exists() or _sidecar(p).exists() for p in _candidates(self.run_dir)):
@@ -521,6 +617,21 @@ def continue_run(self: Trainer, fallback=None) -> Path | None:
     if self.logger.rows: self.logger.reset()
     return None
 
+@patch
+def continue_run(self: Trainer, fallback=None) -> Path | None:
+    "Pick this run folder up where it stopped: its newest usable checkpoint, else `fallback` (a checkpoint or another run's folder), else step 0 with the folder's old log rows dropped. Returns the checkpoint used, or None. Under DDP rank 0 chooses and every rank loads the same file."
+    if not self.ddp: return self._continue_here(fallback)
+    msg, err = [None, None, None], None
+    if self.is_main:
+        try: used = self._continue_here(fallback); msg = [None if used is None else str(used), self._saved_step, None]
+        except Exception as e: err, msg = e, [None, None, f'{type(e).__name__}: {e}']
+    dist.broadcast_object_list(msg, src=0)
+    if err is not None: raise err
+    if msg[2] is not None: raise RuntimeError(f"rank {self.rank}: rank 0 could not continue the run: {msg[2]}")
+    if not self.is_main and msg[0] is not None: self.resume(msg[0])
+    self._saved_step = msg[1]                                    # every rank agrees on whether the end needs a checkpoint
+    return None if msg[0] is None else Path(msg[0])
+
 # %% ../nbs/40_trainer.ipynb #557de5b2
 @patch
 def fit(self: Trainer, steps: int | None = None) -> dict:
@@ -529,11 +640,14 @@ def fit(self: Trainer, steps: int | None = None) -> dict:
     target = min(steps or cfg.max_steps, cfg.max_steps)
     self._fit_t0 = t_start = t_log = time.perf_counter(); n_log = 0
     stopped = 'max_steps'
-    bar = tqdm(total=target, initial=self.step, disable=not cfg.progress, desc='train', dynamic_ncols=True)
+    bar = tqdm(total=target, initial=self.step, disable=not cfg.progress or not self.is_main, desc='train', dynamic_ncols=True)
+    self._ckpt_t = t_start
     try:
         while self.step < target:
-            if cfg.max_minutes is not None and time.perf_counter() - t_start > 60 * cfg.max_minutes:
-                stopped = 'max_minutes'; break
+            if cfg.max_minutes is not None:
+                over = time.perf_counter() - t_start > 60 * cfg.max_minutes
+                if self.ddp: over = self._any(over)                  # every process stops after the same step
+                if over: stopped = 'max_minutes'; break
             out = self._train_step()
             if out is None:
                 self.logger.log({'step': self.step, 'kind': 'bad_step', 'bad_steps': self.bad_steps})
@@ -555,6 +669,10 @@ def fit(self: Trainer, steps: int | None = None) -> dict:
                 t_log, n_log, self._acc, self._k_acc = now, 0, {}, 0
             if self.eval_fn is not None and cfg.eval_every and self.step % cfg.eval_every == 0: self.evaluate()
             if cfg.ckpt_every and self.step % cfg.ckpt_every == 0: self.save()
+            elif cfg.ckpt_minutes is not None:
+                late = time.perf_counter() - self._ckpt_t > 60 * cfg.ckpt_minutes
+                if self.ddp: late = self._any(late)
+                if late: self.save()
     finally:
         bar.close()
         self.elapsed_s += time.perf_counter() - t_start; self._fit_t0 = None
