@@ -2,13 +2,18 @@
 """Run BOOM model families on tasks under one profile and write the results table (ours beside BOOM's published RMSEs).
 
 The table is rewritten atomically after every (model, task) pair, so an interrupted sweep keeps what it finished and a
-rerun skips the pairs already in it; rows are merged by (model, task, profile, seed), so none is ever duplicated. Every
+rerun skips the pairs already in it — unless a row was computed on an earlier split recipe (its `split_recipe`, or
+none recorded: see molbench.boomdata.LEGACY_SPLIT_RECIPES), which is run again and replaced; rows are merged by
+(model, task, profile, seed), so none is ever duplicated. Every
 pair also has its own run folder (metrics.json, predictions, parity plot); a pair killed before its row was written is
 run again in a new folder (BOOM runs are short and never overwrite a folder).
 With --jobs N, N pairs run at once in separate processes (one thread each unless OMP_NUM_THREADS says otherwise); the
-table is still written by this process only.
+table is still written by this process only. With --executor slurm (or local / debug, submitit's executors on this
+machine) every pair is one job of a job array (molbench.cluster), with --gpus-per-job GPUs; this process waits and writes
+each pair's row as its job finishes. A requeued job (preemption, time limit) runs its pair again in a new folder.
 
 Usage: OMP_NUM_THREADS=1 python bench/boom_sweep.py --models rf,chemprop --tasks all --profile cpu --out results/boom_cpu.csv
+       [--executor slurm --gpus-per-job 1 --partition gpu --timeout-min 120 --setup 'source .venv/bin/activate']
 """
 from __future__ import annotations
 import argparse, os, sys
@@ -28,18 +33,22 @@ def merge_rows(table: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     stale = pd.MultiIndex.from_frame(table[key].astype(str)).isin(pd.MultiIndex.from_frame(new[key].astype(str)))
     return pd.concat([table[~stale], new], ignore_index=True)
 
-def has_row(table: pd.DataFrame, model: str, task: str, profile: str, seed: int) -> bool:
-    "Is the pair already in the table (at this profile, and this seed where the table records seeds)?"
+def has_row(table: pd.DataFrame, model: str, task: str, profile: str, seed: int,
+            recipe: str | None = None,   # count only rows computed on this split recipe (None: any)
+            legacy: str | None = None    # the recipe of rows that record none (written before recipes were recorded)
+           ) -> bool:
+    "Is the pair already in the table (at this profile, this seed where the table records seeds, and this split recipe)?"
     if not len(table): return False
     hit = (table['model'] == model) & (table['task'] == task) & (table['profile'] == profile)
     if 'seed' in table.columns: hit &= table['seed'].astype(str) == str(seed)
+    if recipe is not None:
+        rec = table['split_recipe'] if 'split_recipe' in table.columns else pd.Series(None, index=table.index, dtype=object)
+        hit &= rec.fillna(legacy if legacy is not None else '') == recipe
     return bool(hit.any())
 
 def _run_pair(model, task, profile, runs_root, seed):
-    import torch
-    torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', '1')))
-    from molbench.boom import sweep
-    return sweep([model], [task], profile, run_dir=runs_root, seed=seed).assign(profile=profile, seed=seed)
+    from molbench.cluster import boom_pair           # the same call a cluster job makes
+    return boom_pair(model, task, profile, runs_root, seed)
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -52,9 +61,11 @@ def main(argv=None):
     ap.add_argument('--out', required=True, help='results CSV')
     ap.add_argument('--predictions', default=None,
                     help='folder that receives each pair\'s ID/OOD predictions as <model>_<task>_<profile>.csv (for the book)')
+    from molbench.cluster import add_executor_args, executor_from_args, submit, collect, SweepJob
+    add_executor_args(ap)
     a = ap.parse_args(argv)
     from molbench.boom import available_models
-    from molbench.boomdata import BOOM_TASKS
+    from molbench.boomdata import BOOM_TASKS, LEGACY_SPLIT_RECIPES, split_recipe, task_dataset
     from molbench.core import check_choice, write_text
     from molbench.trainer import fault_point
     models = a.models.split(',')
@@ -68,9 +79,14 @@ def main(argv=None):
     todo = []
     for task in tasks:
         for model in models:
-            if has_row(table, model, task, a.profile, a.seed):
+            rec = split_recipe(task)
+            if has_row(table, model, task, a.profile, a.seed, rec, LEGACY_SPLIT_RECIPES[task_dataset(task)]):
                 print(f"{model} on {task}: already in {out}, skipped")
-            else: todo.append((model, task))
+            else:
+                if has_row(table, model, task, a.profile, a.seed):   # there, but computed on an earlier split
+                    print(f"{model} on {task}: the row in {out} is from an earlier split recipe, not {rec}: "
+                          f"running it again (the new row replaces it)")
+                todo.append((model, task))
 
     def record(row):
         nonlocal table
@@ -81,7 +97,13 @@ def main(argv=None):
         print(f"{r.model} on {r.task}: ID RMSE {r.id_rmse:.4g}, OOD RMSE {r.ood_rmse:.4g} ({r.wall_seconds:.0f} s, "
               f"stopped: {r.get('stop_reason', '') or 'n/a'}) → {out}", flush=True)
 
-    if a.jobs == 1:
+    ex = executor_from_args(a)
+    if ex is not None:                      # one submitit job per pair (one array); rows written as jobs finish
+        kws = [dict(model=m, task=t, profile=a.profile, runs_root=a.runs_root, seed=a.seed) for m, t in todo]
+        jobs = submit(ex, SweepJob('boom'), kws)
+        print(f"submitted {len(jobs)} job(s) to {a.executor}; logs in {a.jobs_folder}", flush=True)
+        collect(jobs, todo, lambda key, r: record(r['result']), poll_s=a.poll_s)   # a failed pair is reported, the others kept
+    elif a.jobs == 1:
         for model, task in todo: record(_run_pair(model, task, a.profile, a.runs_root, a.seed))
     else:
         import multiprocessing as mp

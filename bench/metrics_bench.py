@@ -15,10 +15,13 @@ Prints, for the same `--n` molecules:
   * with `--posebusters`, PoseBusters + MMFF strain on the 100-molecule subsample (opt-in in `evaluate_molecules`, so
     outside the ratio).
 CPU seconds are this process's `time.process_time()`, the figure to compare on a shared machine; wall seconds include
-waiting for other processes. `--repeat k` keeps the fastest of k runs of each timed pass.
+waiting for other processes; on a loaded machine both grow (a preempted virtual CPU still counts), so each all-but-FCD
+run sits between two stability-only passes and its "paired" ratio uses the mean of those two. `--repeat k` makes k such
+runs; the summary gives the fastest of each pass, their ratio, and the paired ratios.
 
 Usage: OMP_NUM_THREADS=1 python bench/metrics_bench.py [--n 10000] [--n-ref 10000] [--n-train 20000] [--repeat 1]
-                                                      [--edm PATH] [--posebusters] [--profile] [--json OUT.json]"""
+                                                      [--edm PATH] [--posebusters] [--skip-fcd] [--profile]
+                                                      [--json OUT.json]"""
 import argparse, json, os, sys, time, warnings
 for _v in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'): os.environ.setdefault(_v, '1')
 import numpy as np
@@ -34,13 +37,10 @@ class Timer:
     def __exit__(self, *a): self.wall, self.cpu = time.perf_counter() - self.w, time.process_time() - self.c
     def __str__(self): return f"{self.cpu:.2f} s CPU, {self.wall:.2f} s wall"
 
-def timed(fn, repeat: int = 1):
-    "(result, Timer) of the fastest (CPU) of `repeat` calls of fn()."
-    best = None
-    for _ in range(repeat):
-        with Timer() as t: r = fn()
-        if best is None or t.cpu < best[1].cpu: best = (r, t)
-    return best
+def timed(fn):
+    "(fn(), Timer of the call)."
+    with Timer() as t: r = fn()
+    return r, t
 
 def edm_stability_loop(samples, edm_path: str):
     "EDM's `check_stability` over the samples, fed as its `analyze_stability_for_molecules` feeds it; (atom, mol stability)."
@@ -66,9 +66,10 @@ def main():
     p.add_argument('--n', type=int, default=10_000, help='generated-side molecules (EDM val split)')
     p.add_argument('--n-ref', type=int, default=10_000, help='reference molecules (EDM test split)')
     p.add_argument('--n-train', type=int, default=20_000, help='training molecules whose SMILES define novelty')
-    p.add_argument('--repeat', type=int, default=1, help='keep the fastest of this many runs of each timed pass')
+    p.add_argument('--repeat', type=int, default=1, help='all-but-FCD runs, each followed by a stability-only pass')
     p.add_argument('--edm', metavar='PATH', help="a checkout of EDM's code: also time its check_stability loop")
     p.add_argument('--posebusters', action='store_true', help='also time PoseBusters + MMFF strain on 100 molecules')
+    p.add_argument('--skip-fcd', action='store_true', help='do not time FCD (ChemNet on CPU takes minutes)')
     p.add_argument('--profile', action='store_true', help='cProfile the all-but-FCD pass (top 25 by own time)')
     p.add_argument('--json', metavar='OUT', help='write the timings and metrics to this JSON file')
     a = p.parse_args()
@@ -80,30 +81,47 @@ def main():
     ts, t_train = timed(lambda: edm_training_smiles(train))
     print(f"training SMILES ({a.n_train:,} molecules, whole and largest fragment): {t_train}  {ts}", flush=True)
 
-    st, t_stab = timed(lambda: stability(analyse_edm(samples)), a.repeat)
-    print(f"stability-only pass, {a.n:,} molecules: {t_stab}  {st}", flush=True)
-    if a.profile:
-        import cProfile, pstats
-        pr = cProfile.Profile(); pr.enable()
-    r, t_all = timed(lambda: evaluate_molecules(samples, ref, training_smiles=ts, fcd=False), a.repeat)
-    if a.profile:
-        pr.disable(); pstats.Stats(pr).sort_stats('tottime').print_stats(25)
-    print(f"every molecule metric but FCD, {a.n:,} molecules: {t_all}", flush=True)
-    print('  wall seconds per stage:', {k: round(v, 2) for k, v in r['timings'].items()}, flush=True)
+    stab = lambda: stability(analyse_edm(samples))
+    st, t_stab = timed(stab)
+    print(f"stability-only pass, {a.n:,} molecules: {t_stab}  {st}  (load average {os.getloadavg()[0]:.1f})", flush=True)
+    t_all, runs = None, []
+    for i in range(a.repeat):       # each all-but-FCD run between two stability passes, so both see the same load
+        if a.profile and i == 0:
+            import cProfile, pstats
+            pr = cProfile.Profile(); pr.enable()
+        r, t = timed(lambda: evaluate_molecules(samples, ref, training_smiles=ts, fcd=False))
+        if a.profile and i == 0:
+            pr.disable(); pstats.Stats(pr).sort_stats('tottime').print_stats(25)
+        _, t_after = timed(stab)
+        around = (runs[-1][2] if runs else t_stab, t_after)
+        runs.append((t, around[0], t_after))
+        print(f"every molecule metric but FCD, {a.n:,} molecules: {t}; stability-only pass after it: {t_after} "
+              f"(load average {os.getloadavg()[0]:.1f}); ratio to the mean of the passes around it: "
+              f"{2 * t.cpu / (around[0].cpu + around[1].cpu):.2f} (CPU)", flush=True)
+        print('  wall seconds per stage:', {k: round(v, 2) for k, v in r['timings'].items()}, flush=True)
+        if t_all is None or t.cpu < t_all.cpu: t_all = t
+        if t_after.cpu < t_stab.cpu: t_stab = t_after
+    paired = sorted(2 * t.cpu / (b.cpu + c.cpu) for t, b, c in runs)
+    if a.repeat > 1:
+        print(f"fastest of {a.repeat}: stability-only {t_stab}; all but FCD {t_all}; paired ratios (CPU) "
+              f"{', '.join(f'{x:.2f}' for x in paired)}", flush=True)
     ratio_cpu, ratio_wall = t_all.cpu / t_stab.cpu, t_all.wall / t_stab.wall
-    print(f"ratio all-but-FCD / stability-only: {ratio_cpu:.2f} (CPU), {ratio_wall:.2f} (wall)  (goal <= 4)", flush=True)
+    print(f"ratio all-but-FCD / stability-only (fastest of each): {ratio_cpu:.2f} (CPU), {ratio_wall:.2f} (wall); "
+          f"paired, median: {paired[len(paired) // 2]:.2f} (CPU)  (goal <= 4)", flush=True)
 
-    valid = [s for s in (heavy_smiles(f) for f in valid_fragments(analyse_edm(samples)) if f is not None) if s]
-    _, t_chem = timed(lambda: molecule_reference(ref, fcd=True))   # adds the reference's ChemNet statistics
-    print(f"reference ChemNet statistics ({len(ref.smiles):,} SMILES, once per reference): {t_chem}", flush=True)
-    (fcd, note), t_fcd = timed(lambda: fcd_score(valid, ref.chemnet))
-    print(f"FCD alone ({len(valid):,} valid generated SMILES): {t_fcd}  fcd = {fcd:.4f} {note}", flush=True)
-
+    t_chem = t_fcd = fcd = None
+    if not a.skip_fcd:
+        valid = [s for s in (heavy_smiles(f) for f in valid_fragments(analyse_edm(samples)) if f is not None) if s]
+        _, t_chem = timed(lambda: molecule_reference(ref, fcd=True))   # adds the reference's ChemNet statistics
+        print(f"reference ChemNet statistics ({len(ref.smiles):,} SMILES, once per reference): {t_chem}", flush=True)
+        (fcd, note), t_fcd = timed(lambda: fcd_score(valid, ref.chemnet))
+        print(f"FCD alone ({len(valid):,} valid generated SMILES): {t_fcd}  fcd = {fcd:.4f} {note}", flush=True)
     out = {'n': a.n, 'n_ref': a.n_ref, 'n_train': a.n_train,
            'seconds_cpu': {'reference': t_ref.cpu, 'training_smiles': t_train.cpu, 'stability_only': t_stab.cpu,
-                           'all_but_fcd': t_all.cpu, 'reference_chemnet': t_chem.cpu, 'fcd': t_fcd.cpu},
-           'seconds_wall': {'stability_only': t_stab.wall, 'all_but_fcd': t_all.wall, 'fcd': t_fcd.wall},
-           'ratio_all_but_fcd_to_stability': {'cpu': ratio_cpu, 'wall': ratio_wall}, 'fcd': fcd}
+                           'all_but_fcd': t_all.cpu, 'reference_chemnet': t_chem and t_chem.cpu, 'fcd': t_fcd and t_fcd.cpu},
+           'seconds_wall': {'stability_only': t_stab.wall, 'all_but_fcd': t_all.wall, 'fcd': t_fcd and t_fcd.wall},
+           'ratio_all_but_fcd_to_stability': {'cpu': ratio_cpu, 'wall': ratio_wall, 'paired_cpu': paired},
+           'load_average': os.getloadavg(), 'fcd': fcd}
     if a.edm:
         (edm_atom, edm_mol), t_edm = timed(edm_stability_loop(samples, a.edm))
         print(f"EDM's check_stability loop, {a.n:,} molecules: {t_edm}  atom {edm_atom:.6f} mol {edm_mol:.6f} "

@@ -10,8 +10,15 @@ checkpoint); one that finished but was killed before its row was written is read
 Rows are merged by (arch, gen, dataset): a row never appears twice. (A finished run folder is reused by the same
 settings, so start a fresh sweep of the same settings under a new --runs-root.)
 
+With --executor slurm (or local / debug, submitit's executors on this machine) every combination not yet in the results
+file is one job of a job array (molbench.cluster): --gpus-per-job K runs it with DDP on K GPUs; a job that is preempted
+or reaches its time limit is requeued and continues its run folder from the last checkpoint; this process waits and
+writes each job's row into the same results file as soon as that job finishes. Rerun the driver after it was killed only
+once its jobs have ended (it would submit the unfinished ones again, into the same run folders).
+
 Usage: OMP_NUM_THREADS=1 python bench/sweep_generative.py --profile default --set minutes=2 --out results/generative_qm9.json
        [--archs gnn,transformer] [--gens flow_matching] [--dataset qm9]
+       [--executor slurm --gpus-per-job 1 --partition gpu --timeout-min 240 --setup 'source .venv/bin/activate']
 """
 from __future__ import annotations
 import argparse, json, sys, time
@@ -45,6 +52,8 @@ def main(argv=None):
     ap.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='override a run parameter')
     ap.add_argument('--runs-root', default=str(ROOT / 'runs' / 'sweep'))
     ap.add_argument('--out', required=True, help='results JSON (rewritten atomically after every combination)')
+    from molbench.cluster import add_executor_args, executor_from_args, submit, collect, SweepJob, job_log
+    add_executor_args(ap)
     a = ap.parse_args(argv)
     from molbench.train import run, register_all
     from molbench.trainer import fault_point
@@ -62,21 +71,40 @@ def main(argv=None):
     for r in (json.loads(out.read_text())['rows'] if out.exists() else []): rows = merge_row(rows, r)
     done = {tuple(r[k] for k in KEY) for r in rows}
     command = ' '.join(['python', 'bench/sweep_generative.py'] + (argv if argv is not None else sys.argv[1:]))
+    todo = []
     for arch in archs:
         for gen in gens:
             if (arch, gen, a.dataset) in done:
                 print(f"{arch} × {gen}: already in {out}, skipped"); continue
-            t0 = time.perf_counter()
             profile = ','.join(filter(None, [a.profile, arch, gen]))
             run_dir = Path(a.runs_root) / f'{a.dataset}-{arch}-{gen}'
-            m = run(arch=arch, gen=gen, dataset=a.dataset, profile=profile, run_dir=str(run_dir), **extra)
-            timing = m.pop('timing'); where = m.pop('run_dir')
-            row = dict(arch=arch, gen=gen, dataset=a.dataset, profile=profile, overrides=extra, run_dir=where,
-                       wall_s=round(time.perf_counter() - t0, 1), metrics=m, timing=timing)
-            rows = merge_row(rows, row)
-            fault_point('sweep_row')                     # test hook: a kill with the run finished, its row not yet written
-            write_json(out, {'command': command, 'rows': rows})
-            print(f"{arch} × {gen}: {row['wall_s']} s → {out}")
+            todo.append(dict(arch=arch, gen=gen, dataset=a.dataset, profile=profile, run_dir=str(run_dir), **extra))
+
+    def record(kw, m, wall_s, job=None):
+        nonlocal rows
+        m = dict(m); timing = m.pop('timing'); where = m.pop('run_dir')
+        row = dict(arch=kw['arch'], gen=kw['gen'], dataset=a.dataset, profile=kw['profile'], overrides=extra, run_dir=where,
+                   wall_s=round(wall_s, 1), metrics=m, timing=timing)
+        if job is not None: row['job'] = job
+        rows = merge_row(rows, row)
+        fault_point('sweep_row')                         # test hook: a kill with the run finished, its row not yet written
+        write_json(out, {'command': command, 'rows': rows})
+        print(f"{kw['arch']} × {kw['gen']}: {row['wall_s']} s → {out}", flush=True)
+
+    ex = executor_from_args(a)
+    if ex is None:                                       # the local loop, in this process
+        for kw in todo:
+            t0 = time.perf_counter()
+            record(kw, run(**kw), time.perf_counter() - t0)
+        return
+    jobs = submit(ex, SweepJob('generative'), todo)      # one job per combination: one array
+    print(f"submitted {len(jobs)} job(s) to {a.executor}: {', '.join(j.job_id for j in jobs)}; logs in {a.jobs_folder}", flush=True)
+    keys = [(kw, j.job_id) for kw, j in zip(todo, jobs)]
+    failed = collect(jobs, keys, lambda k, r: record(k[0], r['result'], r['wall_s'], {'executor': a.executor, 'id': k[1]}),
+                     poll_s=a.poll_s)
+    if failed:
+        raise SystemExit(f"{len(failed)} job(s) failed: " + ', '.join(f"{k[0]['arch']} × {k[0]['gen']}" for k, _ in failed)
+                         + f" (logs in {a.jobs_folder}); rerun to retry them — finished rows are kept")
 
 if __name__ == '__main__':
     main()

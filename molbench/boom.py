@@ -160,6 +160,10 @@ def parity_figure(pred: pd.DataFrame, title: str = '', units: str = ''):
                       template='simple_white')
     return fig
 
+def _split_recipe(task):
+    from molbench.boomdata import split_recipe
+    return split_recipe(task)
+
 def _units(task):
     try:
         from molbench.boomdata import BOOM_UNITS
@@ -207,7 +211,8 @@ def run_boom(model,                 # registry name (see `available_models()`) o
                             columns=['id', 'smiles', 'split', 'reason'])
     excluded = pd.concat([excluded, model_ex], ignore_index=True) if len(model_ex) else excluded
     units = _units(task)
-    out = dict(model=name, task=task, profile=prof.name, seed=seed, units=units,
+    recipe = _split_recipe(task) if loader is None else getattr(loader, 'split_recipe', 'custom')
+    out = dict(model=name, task=task, profile=prof.name, seed=seed, units=units, split_recipe=recipe,
                id=metrics['id'], ood=metrics['ood'],
                ood_id_rmse_ratio=metrics['ood']['rmse'] / metrics['id']['rmse'] if metrics['id']['rmse'] > 0 else float('nan'),
                n_train=len(frames['train']), n_excluded=len(excluded),
@@ -241,8 +246,8 @@ def sweep(models, tasks, profile='smoke', run_dir=None, seed: int = 0, loader=No
             r = run_boom(model, task, profile, run_dir=run_dir, seed=seed, loader=loader, data_dir=data_dir)
             pub = PUBLISHED_RMSE.get((r['model'], task))
             mol = PUBLISHED_RMSE.get(('molformer', task))
-            rows.append(dict(model=r['model'], task=task, units=r['units'], n_train=r['n_train'],
-                             n_id=r['id']['n'], n_ood=r['ood']['n'],
+            rows.append(dict(model=r['model'], task=task, units=r['units'], split_recipe=r['split_recipe'],
+                             n_train=r['n_train'], n_id=r['id']['n'], n_ood=r['ood']['n'], n_excluded=r['n_excluded'],
                              id_rmse=r['id']['rmse'], ood_rmse=r['ood']['rmse'], ood_id_ratio=r['ood_id_rmse_ratio'],
                              id_r2=r['id']['r2'], ood_r2=r['ood']['r2'], wall_seconds=r['wall_seconds'],
                              epochs_run=r['training'].get('epochs_run', np.nan), stop_reason=r['training'].get('stop_reason', ''),

@@ -115,7 +115,8 @@ class DiffusionConfig(ProcessConfig):
     T: int = 1000                  # number of discrete diffusion steps
     schedule: str = 'polynomial'   # noise schedule: linear, cosine, polynomial (EDM, power 2)
     precision: float = 1e-5        # EDM's floor s of the polynomial schedule
-    prediction: str = 'eps'        # what the backbone predicts for Euclidean variables: eps (noise) or x (clean data)
+    type_scale: float = 1.0        # one-hot scale (EDM: 0.25, which suits ε-prediction; `x` prediction learns types at 1)
+    prediction: str = 'x'          # what the backbone predicts for Euclidean variables: x (clean data) or eps (noise; EDM)
     sampler: str = 'ddpm'          # ddpm (ancestral) or ddim (deterministic)
     sigma_min: float = 0.005       # wrapped-normal scale at k = 1 (crystal coordinates)
     sigma_max: float = 0.5         # wrapped-normal scale at k = T

@@ -40,7 +40,7 @@ def ot_permutation(cost: Tensor) -> Tensor:
     perm = np.empty_like(rows); perm[cols] = rows
     return torch.as_tensor(perm, device=cost.device)
 
-# %% ../nbs/31_flow_matching.ipynb #ebfa91df
+# %% ../nbs/31_flow_matching.ipynb #24d5326a
 def atom_ot(x_0: dict,           # noise state {'x': (B, N, 3) centred, 'h': (B, N, F)}
             x_1: dict,           # data state, same shapes
             node_mask: Tensor,   # (B, N) real atoms
@@ -67,8 +67,8 @@ class FlowMatchingConfig(ProcessConfig):
     "Flow matching options."
     type_scale: float = 1.0     # one-hot scale: x₁/velocity targets learn types at 1 (EDM's 0.25 hides them until t ≈ 0.85)
     solver: str = 'midpoint'    # ODE method for sampling: euler, midpoint, heun, rk4 (never evaluated at t = 1)
-    param: str = 'velocity'     # what the backbone predicts: velocity (x_1 - x_0) or x1 (data; velocity derived)
-    residual: str = 'x'         # with param='x1': x̂_1 = x_t + σ_t · output for x (positions), all (every Euclidean variable) or none
+    param: str = 'x1'           # what the backbone predicts: x1 (data; velocity derived) or velocity (x_1 - x_0)
+    residual: str = 'none'      # with param='x1': x̂_1 = x_t + σ_t · output for x (positions), all (every Euclidean variable), or none (x̂_1 = output)
     residual_scale: bool = True # scale the residual by the noise level σ_t = 1 - t (preconditioning); False: x_t + output
     residual_floor: float = 0.0 # lower bound of that scale
     loss_weight: str = 'none'   # per-time weight of the x1 loss: none, or velocity (1/(1-t)², capped at 100: the velocity loss)

@@ -387,7 +387,7 @@ def check_loader(loader):
     except TypeError: n = None
     if n == 0: raise ValueError("the loader yields no batches (drop_last with too little data?)")
 
-# %% ../nbs/40_trainer.ipynb #d047a7c8
+# %% ../nbs/40_trainer.ipynb #0b0d3972
 def dist_info() -> tuple[int, int]:
     "(rank, world size) of this process: (0, 1) unless a `torch.distributed` process group is initialised."
     if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
