@@ -62,7 +62,8 @@ def bond_orders(z: np.ndarray,          # (B, N) atomic numbers, 0 on padding
     e = _ELEM_INDEX[np.clip(z, 0, 255)]                                   # (B, N) table rows, -1 unsupported
     ok = m & (e >= 0)                                                     # (B, N)
     ec = np.clip(e, 0, None)
-    d = 100.0 * np.linalg.norm(x[:, :, None, :] - x[:, None, :, :], axis=-1)  # (B, N, N) distances in pm
+    with np.errstate(over='ignore', invalid='ignore'):                    # atoms 1e300 Å apart: not bonded, no warning
+        d = 100.0 * np.linalg.norm(x[:, :, None, :] - x[:, None, :, :], axis=-1)  # (B, N, N) distances in pm
     t = _THR[:, ec[:, :, None], ec[:, None, :]]                          # (3, B, N, N) thresholds in pm
     single = d < t[0]
     double = single & (d < t[1])
@@ -97,8 +98,12 @@ def _numeric(a: np.ndarray, what: str) -> np.ndarray:
     raise ValueError(f"{what} must be numbers, got dtype {a.dtype} (e.g. {a.reshape(-1)[:3].tolist()})")
 
 def _integral(z: np.ndarray) -> np.ndarray:
-    "Entries of a float array that are integers small enough for int64 (no NaN, no inf, no fraction)."
-    return np.isfinite(z) & (z == np.round(z)) & (np.abs(z) < 2.0 ** 62)
+    "Entries of a float array that are whole numbers (no NaN, no inf, no fraction)."
+    return np.isfinite(z) & (z == np.round(z))
+
+def _to_int(z: np.ndarray) -> np.ndarray:
+    "Whole-number floats as int64 (clipped to ±2³¹: any such atomic number is unsupported anyway), the others as 0."
+    return np.clip(np.where(_integral(z), z, 0.0), -2.0 ** 31, 2.0 ** 31).astype(np.int64)
 
 def _atomic_numbers(z: np.ndarray,     # (B, N) atomic numbers of any numeric dtype
                     real: np.ndarray,  # (B, N) bool: the real atoms
@@ -106,7 +111,7 @@ def _atomic_numbers(z: np.ndarray,     # (B, N) atomic numbers of any numeric dt
     "z as int64 if every real entry is an integer, else float64 with the non-integers kept (padding zeroed)."
     if z.dtype.kind in 'biu': return z.astype(np.int64)
     z = np.where(real, z.astype(np.float64), 0.0)
-    return z.astype(np.int64) if _integral(z).all() else z
+    return _to_int(z) if _integral(z).all() else z
 
 def _node_mask(m: np.ndarray) -> np.ndarray:
     m = _numeric(m, 'node_mask')
@@ -154,7 +159,7 @@ def input_problems(z: np.ndarray, x: np.ndarray, node_mask: np.ndarray) -> list[
     z, x, m = np.asarray(z), np.asarray(x, dtype=np.float64), np.asarray(node_mask, bool)
     if z.dtype.kind == 'f':
         integral = _integral(z)
-        zc = np.clip(np.where(integral, z, 0.0), -1, 256).astype(np.int64)  # clipped: only the table look-up needs it
+        zc = np.clip(_to_int(z), -1, 256)                                     # clipped: only the table look-up needs it
     else: integral, zc = np.ones(z.shape, bool), np.clip(z, -1, 256).astype(np.int64)
     nonint = m & ~integral                                                   # (B, N)
     nonpos = m & integral & (zc <= 0)
@@ -199,7 +204,7 @@ def analyse_edm(samples, chunk: int = 2048) -> EDMAnalysis:
     reasons = []
     for s in range(0, len(z), chunk): reasons += input_problems(z[s:s + chunk], x[s:s + chunk], m[s:s + chunk])
     good = np.array([r == '' for r in reasons], bool)
-    if z.dtype.kind == 'f': z = np.where(_integral(z), z, 0.0).astype(np.int64)   # only rejected molecules lose values
+    if z.dtype.kind == 'f': z = _to_int(z)                                # only rejected molecules lose values
     mg = m & good[:, None]
     xg = np.where(mg[..., None], x, 0.0)
     B, N = z.shape
