@@ -79,7 +79,7 @@ def unbatch(batch: Batch) -> list[tuple[np.ndarray, np.ndarray]]:
     x, z, m = batch.x.detach().cpu().numpy(), batch.z.detach().cpu().numpy(), batch.node_mask.detach().cpu().numpy()
     return [(z[i][m[i]].astype(np.int64), x[i][m[i]]) for i in range(len(m))]
 
-# %% ../nbs/05_batch.ipynb #f60c5ebb
+# %% ../nbs/05_batch.ipynb #69fd513c
 def structure_sizes(dataset) -> np.ndarray:
     "Atom counts (M,) of a data set: its `n_atoms` attribute when it has one, else by reading every record."
     n = getattr(dataset, 'n_atoms', None)

@@ -40,7 +40,7 @@ def ot_permutation(cost: Tensor) -> Tensor:
     perm = np.empty_like(rows); perm[cols] = rows
     return torch.as_tensor(perm, device=cost.device)
 
-# %% ../nbs/31_flow_matching.ipynb #f114913e
+# %% ../nbs/31_flow_matching.ipynb #26eb5f0b
 def atom_ot(x_0: dict,           # noise state {'x': (B, N, 3) centred, 'h': (B, N, F)}
             x_1: dict,           # data state, same shapes
             node_mask: Tensor,   # (B, N) real atoms

@@ -318,7 +318,7 @@ class ProcessConfig:
     t_a: float = 1.0          # first parameter of the time sampler
     t_b: float = 1.0          # second parameter of the time sampler
 
-# %% ../nbs/30_process.ipynb #702dd728
+# %% ../nbs/30_process.ipynb #e3dab9eb
 RESIDUALS = ('x', 'all', 'none')
 
 def is_residual(residual: str, key: str) -> bool:
@@ -444,7 +444,7 @@ class Process:
             state = self.generate(model, node_mask, nfe, context=context, generator=generator)
         return self.decode(state, node_mask)
 
-# %% ../nbs/30_process.ipynb #fe9aceba
+# %% ../nbs/30_process.ipynb #c47311e3
 class FixedOrderMLP(Backbone):
     "Non-equivariant control backbone: an MLP over the flattened (x, h, t) of structures with exactly `n` atoms in a fixed order."
     def __init__(self, n: int,          # atoms per structure
