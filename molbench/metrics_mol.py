@@ -17,13 +17,14 @@ from .core import Batch, QM9_Z, element_symbol
 
 # %% auto #0
 __all__ = ['BOND_LENGTHS_PM', 'BOND_MARGINS_PM', 'ALLOWED_VALENCE', 'EDM_ELEMENTS', 'MIN_DISTANCE', 'INVALID_INPUT_REASONS',
-           'CHEM_PROPERTIES', 'FCD_MIN', 'METRIC_UNITS', 'bond_orders', 'atom_stable', 'as_padded', 'input_problems',
-           'EDMAnalysis', 'analyse_edm', 'stability', 'build_mol', 'edm_mols', 'largest_valid_fragment', 'mol_smiles',
-           'heavy_mol', 'heavy_smiles', 'smiles_from_edm', 'TrainingSmiles', 'edm_training_smiles',
-           'rdkit_bonds_smiles', 'rdkit_bonds_valid', 'valid_fragments', 'uniqueness_novelty', 'qed_properties',
-           'chem_properties', 'geometry_distributions', 'morgan_fps', 'FingerprintSet', 'fingerprint_set',
-           'covered_pairs', 'fingerprint_coverage', 'chemnet_stats', 'fcd_score', 'posebusters_checks', 'mmff_strain',
-           'strain_summary', 'MoleculeReference', 'molecule_reference', 'evaluate_molecules']
+           'MALFORMED_SAMPLE', 'CHEM_PROPERTIES', 'FCD_MIN', 'METRIC_UNITS', 'bond_orders', 'atom_stable', 'as_padded',
+           'padded_checked', 'input_problems', 'EDMAnalysis', 'analyse_edm', 'stability', 'build_mol', 'edm_mols',
+           'largest_valid_fragment', 'mol_smiles', 'heavy_mol', 'heavy_smiles', 'smiles_from_edm', 'TrainingSmiles',
+           'edm_training_smiles', 'rdkit_bonds_smiles', 'rdkit_bonds_valid', 'valid_fragments', 'uniqueness_novelty',
+           'qed_properties', 'chem_properties', 'geometry_distributions', 'morgan_fps', 'FingerprintSet',
+           'fingerprint_set', 'covered_pairs', 'fingerprint_coverage', 'chemnet_stats', 'fcd_score',
+           'posebusters_checks', 'mmff_strain', 'strain_summary', 'MoleculeReference', 'molecule_reference',
+           'evaluate_molecules']
 
 # %% ../nbs/10_metrics_molecules.ipynb #a789e82a
 BOND_LENGTHS_PM = {  # reference bond lengths (pm) per element pair and bond order (Hoogeboom et al. 2022, EDM)
@@ -81,6 +82,7 @@ def atom_stable(z: np.ndarray, order: np.ndarray, node_mask: np.ndarray) -> np.n
 # %% ../nbs/10_metrics_molecules.ipynb #d6f598ad
 INVALID_INPUT_REASONS = ('empty', 'nonfinite_coordinates', 'non_integer_atomic_number', 'nonpositive_atomic_number',
                          'unsupported_element', 'overlapping_atoms')  # checked in this order: a molecule gets the first
+MALFORMED_SAMPLE = 'malformed_sample'   # a list entry that is not a molecule: not (z, pos), z / pos not numbers, pos not (n, 3), lengths differ
 
 def _np(a): return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
 
@@ -119,8 +121,31 @@ def _node_mask(m: np.ndarray) -> np.ndarray:
         raise ValueError(f"node_mask must be boolean or 0/1, got the values {np.unique(m)[:6].tolist()}")
     return m.astype(bool)
 
-def as_padded(samples) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def as_padded(samples,                  # any accepted samples format
+              malformed: str = 'raise',  # a malformed list entry: 'raise' a ValueError naming it, or 'keep' it as an empty slot
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     "Padded numpy arrays z (B, N) int64 (float64 if an atomic number is not an integer), x (B, N, 3) float64, node_mask (B, N) bool."
+    z, x, m, bad = padded_checked(samples)
+    if bad and malformed == 'raise': raise ValueError(next(iter(bad.values())))
+    return z, x, m
+
+def _entry(k: int, s) -> tuple[np.ndarray, np.ndarray]:
+    "Numeric (z (n,), pos (n, 3)) of list entry `k`; a ValueError naming the entry and what is wrong with it."
+    if hasattr(s, 'z') and hasattr(s, 'pos'): z, p = s.z, s.pos
+    else:
+        try: z, p = s
+        except (TypeError, ValueError):
+            raise ValueError(f"sample {k}: expected a (z, pos) pair or a record with .z and .pos, got {type(s).__name__}")
+    z0, p = _np(z), _numeric(_np(p), f"sample {k}: pos")
+    if z0.ndim > 1: raise ValueError(f"sample {k}: z must be one-dimensional (n,), got shape {z0.shape}")
+    z = _numeric(z0.reshape(-1), f"sample {k}: z")
+    if p.size == 0: p = p.reshape(0, 3)
+    if p.ndim != 2 or p.shape[1] != 3: raise ValueError(f"sample {k}: pos must have shape (n, 3), got {p.shape}")
+    if len(z) != len(p): raise ValueError(f"sample {k}: z has {len(z)} atoms but pos has {len(p)} rows (mismatched lengths)")
+    return z, p
+
+def padded_checked(samples) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    "`as_padded`'s arrays and {index: message} of the malformed list entries, each kept as an empty (atom-less) slot."
     if isinstance(samples, Batch):
         if samples.periodic: raise ValueError("evaluate_molecules got a periodic Batch (crystals): use evaluate_crystals")
         samples = (samples.z, samples.x, samples.node_mask)
@@ -131,28 +156,18 @@ def as_padded(samples) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             raise ValueError(f"padded samples need z (B, N), x (B, N, 3), node_mask (B, N); got z {z.shape}, "
                              f"x {x.shape}, node_mask {m.shape}")
         m = _node_mask(m)
-        return _atomic_numbers(_numeric(z, 'z'), m), _numeric(x, 'x').astype(np.float64), m
-    items = list(samples)
-    zs, ps = [], []
-    for k, s in enumerate(items):
-        if hasattr(s, 'z') and hasattr(s, 'pos'): z, p = s.z, s.pos
-        else:
-            try: z, p = s
-            except (TypeError, ValueError):
-                raise ValueError(f"sample {k}: expected a (z, pos) pair or a record with .z and .pos, got {type(s).__name__}")
-        z, p = _numeric(_np(z).reshape(-1), f"sample {k}: z"), _numeric(_np(p), f"sample {k}: pos")
-        if p.size == 0: p = p.reshape(0, 3)
-        if p.ndim != 2 or p.shape[1] != 3:
-            raise ValueError(f"sample {k}: pos must have shape (n, 3), got {p.shape}")
-        if len(z) != len(p):
-            raise ValueError(f"sample {k}: z has {len(z)} atoms but pos has {len(p)} rows (mismatched lengths)")
+        return _atomic_numbers(_numeric(z, 'z'), m), _numeric(x, 'x').astype(np.float64), m, {}
+    zs, ps, bad = [], [], {}
+    for k, s in enumerate(list(samples)):
+        try: z, p = _entry(k, s)
+        except ValueError as e: z, p, bad[k] = np.zeros(0, np.int64), np.zeros((0, 3)), str(e)
         zs.append(z); ps.append(p)
     B, N = len(zs), max([len(z) for z in zs], default=0)
     exact = all(z.dtype.kind in 'biu' for z in zs)                    # else float: keep 6.7 as 6.7
     z = np.zeros((B, N), np.int64 if exact else np.float64); x = np.zeros((B, N, 3)); m = np.zeros((B, N), bool)
     for k, (zi, pi) in enumerate(zip(zs, ps)):
         z[k, :len(zi)] = zi; x[k, :len(zi)] = pi; m[k, :len(zi)] = True
-    return _atomic_numbers(z, m), x, m
+    return _atomic_numbers(z, m), x, m, bad
 
 def input_problems(z: np.ndarray, x: np.ndarray, node_mask: np.ndarray) -> list[str]:
     "One reason per molecule ('' when fine): the first of `INVALID_INPUT_REASONS` that applies."
@@ -199,10 +214,11 @@ class EDMAnalysis:
         return self.ok & (self.stable_atoms.sum(1) == self.n_atoms) & (self.n_atoms > 0)
 
 def analyse_edm(samples, chunk: int = 2048) -> EDMAnalysis:
-    "Input checks, EDM bond orders and stable atoms for any accepted samples format."
-    z, x, m = as_padded(samples)
+    "Input checks, EDM bond orders and stable atoms for any accepted samples format; a malformed list entry is bad input (`MALFORMED_SAMPLE`)."
+    z, x, m, bad = padded_checked(samples)
     reasons = []
     for s in range(0, len(z), chunk): reasons += input_problems(z[s:s + chunk], x[s:s + chunk], m[s:s + chunk])
+    for k in bad: reasons[k] = MALFORMED_SAMPLE
     good = np.array([r == '' for r in reasons], bool)
     if z.dtype.kind == 'f': z = _to_int(z)                                # only rejected molecules lose values
     mg = m & good[:, None]
@@ -645,7 +661,8 @@ METRIC_UNITS = {
     'n_samples': 'count of input molecules',
     'n_invalid_input': 'count of molecules with bad input (see invalid_reasons)',
     'invalid_reasons': 'dict reason -> count, reasons from INVALID_INPUT_REASONS (empty, nonfinite_coordinates, '
-                       'non_integer_atomic_number, nonpositive_atomic_number, unsupported_element, overlapping_atoms)',
+                       'non_integer_atomic_number, nonpositive_atomic_number, unsupported_element, overlapping_atoms), '
+                       'or MALFORMED_SAMPLE (a list entry that is not a molecule: wrong shapes, not numbers, not a pair)',
     'atom_stability': 'fraction of all atoms (pooled) with EDM valence, [0, 1]',
     'mol_stability': 'fraction of molecules with all atoms stable, [0, 1]',
     'validity': 'fraction of molecules whose EDM-bond RDKit molecule sanitises, [0, 1]',
