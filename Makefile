@@ -1,24 +1,28 @@
-# molbench: `make train` (set up + the main job), `make test` (set up + every test), `make book` (set up + the paper).
+# molbench: `make train` (set up + the main job), `make test` (set up + every test), `make book` (set up + the paper), `make lab` (set up + JupyterLab).
 PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 ARCH ?= pairformer
 GEN ?= flow_matching
 PARAMS ?=            # extra papermill arguments, e.g. PARAMS='-f params/smoke.yaml -p dataset perov5'
+LAB_PORT ?= 8888    # make lab: the port JupyterLab listens on (on localhost)
+LAB_ARGS ?=         # make lab: extra JupyterLab options, e.g. LAB_ARGS=--no-browser
+PIP := $(BIN)/python -m pip
 
-.PHONY: setup test test-slow book train clean-book
+.PHONY: setup test test-slow book train lab clean-book
 
 setup: $(VENV)/.installed
 
+# The exact tested set: every install below runs with -c constraints.txt (settings.ini itself only gives ranges).
 # torch first, pinned: a bare `torch` would pull a multi-GB CUDA build (see ../shared/STACK.md).
-$(VENV)/.installed: settings.ini setup.py Makefile
+$(VENV)/.installed: settings.ini setup.py Makefile constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -c constraints.txt torch==2.13.0
+	$(PIP) install -q -c constraints.txt -e ".[dev]"
 	# matminer (CDVAE's Magpie + CrystalNN fingerprints): every release that allows pandas 3 says pandas<3, and the one pip
 	# would pick instead (0.8) fails to import; 0.10.1 works with pandas 3 for the featurizers molbench uses.
-	$(BIN)/python -m pip install -q --no-deps matminer==0.10.1
+	$(PIP) install -q -c constraints.txt --no-deps matminer==0.10.1
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (molbench)" >/dev/null
 	touch $@
 
@@ -34,6 +38,13 @@ book: setup
 train: setup
 	mkdir -p runs
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/papermill nbs/train.ipynb runs/train-$(ARCH)-$(GEN).ipynb -k python3 -p arch $(ARCH) -p gen $(GEN) $(PARAMS)
+
+# JupyterLab on the project root with the venv's kernel (python3); reference data from ../shared/data as in scripts/test.sh.
+# As root (containers, CI machines) it adds --allow-root, which JupyterLab otherwise refuses; it listens on localhost only.
+lab: setup
+	if [ -z "$${MOLBENCH_DATA_DIR:-}" ] && [ -d ../shared/data ]; then export MOLBENCH_DATA_DIR="$$(cd ../shared/data && pwd)"; fi; \
+	if [ "$$(id -u)" = 0 ]; then root=--allow-root; else root=; fi; \
+	PATH="$(CURDIR)/$(BIN):$$PATH" JUPYTER_PREFER_ENV_PATH=1 exec $(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --port=$(LAB_PORT) $$root $(LAB_ARGS)
 
 clean-book:
 	rm -rf _build book/_static/vendor

@@ -3,13 +3,13 @@
 
 The table is rewritten atomically after every (model, task) pair, so an interrupted sweep keeps what it finished and a
 rerun skips the pairs already in it — unless a row was computed on an earlier split recipe (its `split_recipe`, or
-none recorded: see molbench.boomdata.LEGACY_SPLIT_RECIPES), which is run again and replaced; rows are merged by
+none recorded: see molbench.data.boom.LEGACY_SPLIT_RECIPES), which is run again and replaced; rows are merged by
 (model, task, profile, seed), so none is ever duplicated. Every
 pair also has its own run folder (metrics.json, predictions, parity plot); a pair killed before its row was written is
 run again in a new folder (BOOM runs are short and never overwrite a folder).
 With --jobs N, N pairs run at once in separate processes (one thread each unless OMP_NUM_THREADS says otherwise); the
 table is still written by this process only. With --executor slurm (or local / debug, submitit's executors on this
-machine) every pair is one job of a job array (molbench.cluster), with --gpus-per-job GPUs; this process waits and writes
+machine) every pair is one job of a job array (molbench.training.cluster), with --gpus-per-job GPUs; this process waits and writes
 each pair's row as its job finishes. A requeued job (preemption, time limit) runs its pair again in a new folder.
 
 Usage: OMP_NUM_THREADS=1 python bench/boom_sweep.py --models rf,chemprop --tasks all --profile cpu --out results/boom_cpu.csv
@@ -47,7 +47,7 @@ def has_row(table: pd.DataFrame, model: str, task: str, profile: str, seed: int,
     return bool(hit.any())
 
 def _run_pair(model, task, profile, runs_root, seed):
-    from molbench.cluster import boom_pair           # the same call a cluster job makes
+    from molbench.training.cluster import boom_pair           # the same call a cluster job makes
     return boom_pair(model, task, profile, runs_root, seed)
 
 def main(argv=None):
@@ -61,13 +61,13 @@ def main(argv=None):
     ap.add_argument('--out', required=True, help='results CSV')
     ap.add_argument('--predictions', default=None,
                     help='folder that receives each pair\'s ID/OOD predictions as <model>_<task>_<profile>.csv (for the book)')
-    from molbench.cluster import add_executor_args, executor_from_args, submit, collect, SweepJob
+    from molbench.training.cluster import add_executor_args, executor_from_args, submit, collect, SweepJob
     add_executor_args(ap)
     a = ap.parse_args(argv)
-    from molbench.boom import available_models
-    from molbench.boomdata import BOOM_TASKS, LEGACY_SPLIT_RECIPES, split_recipe, task_dataset
+    from molbench.boom.runner import available_models
+    from molbench.data.boom import BOOM_TASKS, LEGACY_SPLIT_RECIPES, split_recipe, task_dataset
     from molbench.core import check_choice, write_text
-    from molbench.trainer import fault_point
+    from molbench.training.trainer import fault_point
     models = a.models.split(',')
     for m in models: check_choice('model', m, available_models())
     tasks = list(BOOM_TASKS) if a.tasks == 'all' else a.tasks.split(',')

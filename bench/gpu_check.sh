@@ -72,10 +72,10 @@ if [ "$DRY" = 0 ] && ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_
 fi
 
 # 1. DDP on one GPU (torchrun, one process: the DDP code path with NCCL / gloo) vs the same check without a process group
-step ddp 150 $TORCHRUN --standalone --nproc_per_node=1 -m molbench.distributed check $CHECK --out "$CK/ddp_check_torchrun.pt"
+step ddp 150 $TORCHRUN --standalone --nproc_per_node=1 -m molbench.training.distributed check $CHECK --out "$CK/ddp_check_torchrun.pt"
 step plain 90 "$PY" - "$CK" "$TOL" $CHECK <<'EOF'
 import sys, torch
-from molbench.distributed import parser, run_check
+from molbench.training.distributed import parser, run_check
 out, tol = sys.argv[1], float(sys.argv[2])
 c = parser().parse_args(['check', *sys.argv[3:]])            # the same check, in this process, without a process group
 b = run_check(c.arch, c.steps, c.batch_size, c.n, c.hidden, c.layers, dtype=c.dtype, device=c.device, out=f'{out}/ddp_check_plain.pt')
@@ -87,10 +87,10 @@ sys.exit(0 if d <= tol and de <= tol else 1)
 EOF
 
 # 2 + 3. AMP and torch.compile through the trainer, training molecules/s per backbone beside the CPU figure
-step throughput 330 "$PY" -m molbench.distributed bench --archs "$ARCHS" --device $DEVICE --configs $CONFIGS $BENCH \
+step throughput 330 "$PY" -m molbench.training.distributed bench --archs "$ARCHS" --device $DEVICE --configs $CONFIGS $BENCH \
   --cpu-json results/throughput_cpu.json --json "$OUT/throughput.json"
 if [ "$DRY" = 0 ]; then
-  step paper_sizes 120 "$PY" -m molbench.distributed bench --archs "$ARCHS" --device cuda --profile gpu --configs bf16:none --steps 10 --warmup 3 \
+  step paper_sizes 120 "$PY" -m molbench.training.distributed bench --archs "$ARCHS" --device cuda --profile gpu --configs bf16:none --steps 10 --warmup 3 \
     --n-train 2000 --json "$OUT/throughput_gpu_profile.json"
 fi
 

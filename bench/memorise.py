@@ -8,10 +8,10 @@ atom stability, wall time. A diagnostic for the training recipe (issue 11), not 
 import argparse, itertools, json, time
 from collections import Counter
 import torch
-from molbench.train import register_all
+from molbench.generative.runner import register_all
 from molbench.core import ARCHS, GENS, Backbone, ModelOutput, remove_mean
 from molbench.data import load_qm9, collate
-from molbench.metrics_mol import analyse_edm, stability
+from molbench.metrics.molecules import analyse_edm, stability
 
 class FixedOrderMLP(Backbone):
     "A non-equivariant control: an MLP over the flattened (x, h, t) of structures with exactly `n` atoms in a fixed order."

@@ -27,8 +27,8 @@ for _v in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'): os.env
 import numpy as np
 import torch
 torch.set_num_threads(1)
-from molbench.qm9 import load_qm9
-from molbench.metrics_mol import (analyse_edm, edm_training_smiles, evaluate_molecules, fcd_score, heavy_smiles,
+from molbench.data.qm9 import load_qm9
+from molbench.metrics.molecules import (analyse_edm, edm_training_smiles, evaluate_molecules, fcd_score, heavy_smiles,
                                   molecule_reference, stability, valid_fragments)
 
 class Timer:

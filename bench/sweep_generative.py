@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Train, sample and evaluate every backbone × process under one profile; collect the metrics into one results file.
 
-Each combination is one `molbench.train.run` in its own run folder, <runs-root>/<dataset>-<arch>-<gen>. The results file
+Each combination is one `molbench.generative.runner.run` in its own run folder, <runs-root>/<dataset>-<arch>-<gen>. The results file
 holds one row per combination: the run folder, this invocation's wall time, the run's metrics.json and its timing.json.
 
 Killed and rerun, a sweep loses and duplicates nothing: the results file is rewritten atomically after every combination;
@@ -11,7 +11,7 @@ Rows are merged by (arch, gen, dataset): a row never appears twice. (A finished 
 settings, so start a fresh sweep of the same settings under a new --runs-root.)
 
 With --executor slurm (or local / debug, submitit's executors on this machine) every combination not yet in the results
-file is one job of a job array (molbench.cluster): --gpus-per-job K runs it with DDP on K GPUs; a job that is preempted
+file is one job of a job array (molbench.training.cluster): --gpus-per-job K runs it with DDP on K GPUs; a job that is preempted
 or reaches its time limit is requeued and continues its run folder from the last checkpoint; this process waits and
 writes each job's row into the same results file as soon as that job finishes. Rerun the driver after it was killed only
 once its jobs have ended (it would submit the unfinished ones again, into the same run folders).
@@ -52,11 +52,11 @@ def main(argv=None):
     ap.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='override a run parameter')
     ap.add_argument('--runs-root', default=str(ROOT / 'runs' / 'sweep'))
     ap.add_argument('--out', required=True, help='results JSON (rewritten atomically after every combination)')
-    from molbench.cluster import add_executor_args, executor_from_args, submit, collect, SweepJob, job_log
+    from molbench.training.cluster import add_executor_args, executor_from_args, submit, collect, SweepJob, job_log
     add_executor_args(ap)
     a = ap.parse_args(argv)
-    from molbench.train import run, register_all
-    from molbench.trainer import fault_point
+    from molbench.generative.runner import run, register_all
+    from molbench.training.trainer import fault_point
     from molbench.core import write_json, check_choice, ARCHS, GENS
     register_all()
     archs, gens = a.archs.split(','), a.gens.split(',')

@@ -32,9 +32,9 @@ def one(arch: str, gen: str, steps: int, n_samples: int, threads: int, n_train: 
     import torch
     torch.set_num_threads(threads)
     sys.path.insert(0, str(ROOT))
-    from molbench.train import resolve_params, build_data, build_model, build_process, generate
+    from molbench.generative.runner import resolve_params, build_data, build_model, build_process, generate
     from dataclasses import fields
-    from molbench.train import register_all
+    from molbench.generative.runner import register_all
     from molbench.core import ARCHS
     register_all()
     cfg_cls = {'gnn': 'GNNConfig', 'transformer': 'TransformerConfig', 'pairformer': 'PairformerConfig'}[arch]
@@ -44,7 +44,7 @@ def one(arch: str, gen: str, steps: int, n_samples: int, threads: int, n_train: 
                        device='cpu', progress=False, arch_cfg=arch_cfg)
     data = build_data(p)
     if bucket:
-        from molbench.batching import make_loader
+        from molbench.data.batching import make_loader
         data.loader = make_loader(data.dataset, p.batch_size, shuffle=True, seed=p.seed, bucket=bucket)
     base = rss_mb()
     model, process = build_model(p, data), build_process(p, data)

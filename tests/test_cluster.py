@@ -1,11 +1,11 @@
-"""Sweeps through submitit (molbench.cluster), end to end on this machine.
+"""Sweeps through submitit (molbench.training.cluster), end to end on this machine.
 
 - bench/sweep_generative.py and bench/boom_sweep.py with --executor debug (jobs in this process) write the same rows, with
   the same metrics, into the same results files as their local loops; a rerun skips what is done;
 - a smoke sweep with --executor local (jobs are processes, submitit's own signal handling): the job is sent the
   preemption signal mid-training, submitit calls SweepJob.checkpoint and requeues it, the rerun continues the run folder
   from its last checkpoint, and the row the driver writes carries the metrics of an uninterrupted run, byte for byte.
-(The Slurm submission script is checked in nbs/43_cluster.ipynb with stand-ins for sbatch and srun.)
+(The Slurm submission script is checked in nbs/training/43_cluster.ipynb with stand-ins for sbatch and srun.)
 """
 import importlib.util, json, os, signal, subprocess, sys, time
 from pathlib import Path
@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from conftest import ROOT
-from molbench.train import run
-from molbench.trainer import FAULT_ENV
+from molbench.generative.runner import run
+from molbench.training.trainer import FAULT_ENV
 
 torch.set_num_threads(1)
 os.environ.pop(FAULT_ENV, None)

@@ -25,8 +25,8 @@ def cov_cdvae(gs, gc, rs, rc, mean, std, s_cut, c_cut):
 
 @pytest.fixture(scope='module')
 def perov():
-    from molbench.crystals import load_crystals
-    from molbench.metrics_crystal import crystal_reference
+    from molbench.data.crystals import load_crystals
+    from molbench.metrics.crystals import crystal_reference
     gen = list(load_crystals('perov5', 'val', n=N, progress=False))
     ref = list(load_crystals('perov5', 'test', n=N, progress=False))
     t0 = time.time()
@@ -36,7 +36,7 @@ def perov():
 
 
 def test_scaler_constants_are_cdvae():
-    from molbench.metrics_crystal import CDVAE_COMP_SCALER_MEANS as M, CDVAE_COMP_SCALER_STDS as S
+    from molbench.metrics.crystals import CDVAE_COMP_SCALER_MEANS as M, CDVAE_COMP_SCALER_STDS as S
     assert M.shape == S.shape == (132,)
     # sha256 of CDVAE's CompScalerMeans then CompScalerStds (cdvae/common/constants.py) as little-endian float64
     assert hashlib.sha256(np.concatenate([M, S]).astype('<f8').tobytes()).hexdigest() == \
@@ -47,7 +47,7 @@ def test_scaler_constants_are_cdvae():
 def test_fingerprints_are_matminers(perov):
     from matminer.featurizers.site.fingerprint import CrystalNNFingerprint
     from matminer.featurizers.composition.composite import ElementProperty
-    from molbench.crystals import crystal_to_structure
+    from molbench.data.crystals import crystal_to_structure
     gen, _, G, _ = perov
     cnn, ep = CrystalNNFingerprint.from_preset('ops'), ElementProperty.from_preset('magpie')
     for k in (0, 137, 299):
@@ -57,7 +57,7 @@ def test_fingerprints_are_matminers(perov):
 
 
 def test_cov_equals_cdvae_transcription(perov):
-    from molbench.metrics_crystal import evaluate_crystals, CDVAE_COMP_SCALER_MEANS as M, CDVAE_COMP_SCALER_STDS as S
+    from molbench.metrics.crystals import evaluate_crystals, CDVAE_COMP_SCALER_MEANS as M, CDVAE_COMP_SCALER_STDS as S
     gen, ref, G, R = perov
     assert G.fp_ok.all() and R.fp_ok.all()                                     # nothing failed or timed out
     out = evaluate_crystals(G, R, dataset='perov5')

@@ -1,7 +1,7 @@
 """Data-parallel training through `torchrun` on the CPU (gloo), end to end.
 
 - 2 processes × batch 8 end on the parameters (and EMA) of 1 process × batch 16 after the same steps (the DDP self-check
-  of molbench.distributed: a real backbone, a loss with no random draws, float64);
+  of molbench.training.distributed: a real backbone, a loss with no random draws, float64);
 - one rank SIGKILLed mid-run (MOLBENCH_FAULT + MOLBENCH_FAULT_RANK): torchrun stops the other, the run folder keeps a
   verified checkpoint, and resuming it on 2 processes — or on 1 — ends on the same parameters as the uninterrupted run;
 - a generative smoke run on 2 processes: training, sharded sampling gathered on rank 0, metrics once, the run folder of
@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from conftest import ROOT
-from molbench.distributed import run_check, train_run
-from molbench.trainer import FAULT_ENV, FAULT_RANK_ENV, CKPT_LAST, load_checkpoint, verify_checkpoint
+from molbench.training.distributed import run_check, train_run
+from molbench.training.trainer import FAULT_ENV, FAULT_RANK_ENV, CKPT_LAST, load_checkpoint, verify_checkpoint
 
 torch.set_num_threads(1)
 TORCHRUN = [str(ROOT / '.venv' / 'bin' / 'torchrun')] if (ROOT / '.venv' / 'bin' / 'torchrun').exists() else [sys.executable, '-m', 'torch.distributed.run']
@@ -25,11 +25,11 @@ TOL = 1e-12          # float64: the two computations differ only by the order of
 
 
 def torchrun(args, nproc=2, env=None, timeout=300):
-    "torchrun --standalone --nproc_per_node=nproc -m molbench.distributed ARGS; the finished process."
+    "torchrun --standalone --nproc_per_node=nproc -m molbench.training.distributed ARGS; the finished process."
     e = dict(os.environ, OMP_NUM_THREADS='1')
     for k in (FAULT_ENV, FAULT_RANK_ENV): e.pop(k, None)
     e.update(env or {})
-    cmd = TORCHRUN + ['--standalone', f'--nproc_per_node={nproc}', '--monitor-interval=0.5', '-m', 'molbench.distributed', *args]
+    cmd = TORCHRUN + ['--standalone', f'--nproc_per_node={nproc}', '--monitor-interval=0.5', '-m', 'molbench.training.distributed', *args]
     t0 = time.perf_counter()
     p = subprocess.run(cmd, cwd=ROOT, env=e, capture_output=True, text=True, timeout=timeout)
     p.seconds = time.perf_counter() - t0
@@ -103,8 +103,8 @@ def test_generative_run_on_two_processes(tmp_path):
     rows = [json.loads(l) for l in (d / 'log.jsonl').read_text().splitlines()]
     assert [r['step'] for r in rows] == [5, 10, 15, 20]                 # one log, rank 0's
     # the gathered samples are the chunks every rank drew from the EMA weights: redo them here, alone
-    from molbench import train as T
-    from molbench.distributed import generate_distributed
+    from molbench.generative import runner as T
+    from molbench.training.distributed import generate_distributed
     prm = T.resolve_params('smoke', arch='gnn', gen='flow_matching', device='cpu', metrics=False, n_samples=8, sample_batch_size=2)
     data = T.build_data(prm)
     model, process = T.build_model(prm, data), T.build_process(prm, data)

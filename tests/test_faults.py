@@ -7,7 +7,7 @@
 - a full or read-only disk fails with a DiskWriteError naming the file, and loses nothing written before;
 - the same seed gives a byte-identical metrics.json, across processes; wall-clock times live in timing.json.
 
-Kills use `MOLBENCH_FAULT` (molbench.trainer.fault_point, inert unless set) in forked processes, so each attempt costs
+Kills use `MOLBENCH_FAULT` (molbench.training.trainer.fault_point, inert unless set) in forked processes, so each attempt costs
 its run time only, not a fresh interpreter's imports.
 """
 import errno, importlib.util, json, os, random, resource, signal, subprocess, sys, tempfile
@@ -20,10 +20,10 @@ import pytest
 import torch
 
 from conftest import ROOT
-import molbench.store, molbench.train, molbench.trainer
+import molbench.store, molbench.generative.runner, molbench.training.trainer
 from molbench.store import RemoteFile, fetch, cached_file, DataUnavailableError
-from molbench.train import run, TIMING_KEYS
-from molbench.trainer import FAULT_ENV, CKPT_LAST, CKPT_PREV, DiskWriteError, load_checkpoint, verify_checkpoint
+from molbench.generative.runner import run, TIMING_KEYS
+from molbench.training.trainer import FAULT_ENV, CKPT_LAST, CKPT_PREV, DiskWriteError, load_checkpoint, verify_checkpoint
 
 torch.set_num_threads(1)
 os.environ.pop(FAULT_ENV, None)
@@ -132,7 +132,7 @@ def test_run_killed_anywhere_then_rerun_matches_uninterrupted(tmp_path, referenc
 def test_same_seed_gives_identical_metrics_across_processes(tmp_path):
     kw = dict(SMOKE, metrics=True, n_reference=16)           # the EDM metrics too
     a = run(**kw, run_dir=str(tmp_path / 'a'))
-    code = "import json, sys; from molbench.train import run; run(**json.loads(sys.argv[1]))"
+    code = "import json, sys; from molbench.generative.runner import run; run(**json.loads(sys.argv[1]))"
     env = dict(os.environ, PYTHONHASHSEED='12345', OMP_NUM_THREADS='1')   # another process, another str-hash order
     env.pop(FAULT_ENV, None)
     p = subprocess.run([sys.executable, '-c', code, json.dumps({**kw, 'run_dir': str(tmp_path / 'b')})], cwd=tmp_path,
@@ -181,7 +181,7 @@ def test_generative_sweep_killed_and_rerun_has_every_row_once(tmp_path):
 
 def test_boom_sweep_killed_and_rerun_has_every_row_once(tmp_path):
     boom = _load_script('boom_sweep')
-    from molbench.boom import run_boom
+    from molbench.boom.runner import run_boom
     run_boom('rf', 'density', 'smoke', run_dir=str(tmp_path / 'warm'))   # load the data once, before forking
     out, runs = tmp_path / 'boom.csv', tmp_path / 'runs'
     argv = ['--models', 'rf', '--tasks', 'density,hof', '--profile', 'smoke', '--out', str(out), '--runs-root', str(runs)]
@@ -291,7 +291,7 @@ def test_log_row_cut_short_by_a_full_disk(tmp_path, reference, monkeypatch):
                     def write(self, text): f.write(text[:len(text) // 2]); f.flush(); raise OSError(errno.ENOSPC, 'No space left on device')
                 return Torn()
         return f
-    monkeypatch.setattr(molbench.trainer, 'open', disk_fills_up, raising=False)
+    monkeypatch.setattr(molbench.training.trainer, 'open', disk_fills_up, raising=False)
     with pytest.raises(DiskWriteError, match=f'cannot write {d / "log.jsonl"}: the disk is full \\(ENOSPC\\)'):
         run(**SMOKE, run_dir=str(d))
     monkeypatch.undo()
@@ -304,7 +304,7 @@ def test_log_row_cut_short_by_a_full_disk(tmp_path, reference, monkeypatch):
 def test_read_only_disk_fails_clearly_and_loses_nothing(tmp_path, reference, monkeypatch):
     d = tmp_path / 'run'
     read_only = {'on': False}
-    real_mkstemp, real_generate = tempfile.mkstemp, molbench.train.generate
+    real_mkstemp, real_generate = tempfile.mkstemp, molbench.generative.runner.generate
     def mkstemp(*a, dir=None, **k):                           # atomic_write's first step: a new file in the folder
         if read_only['on'] and dir is not None and str(dir).startswith(str(tmp_path)):
             raise OSError(errno.EROFS, 'Read-only file system')
@@ -312,7 +312,7 @@ def test_read_only_disk_fails_clearly_and_loses_nothing(tmp_path, reference, mon
     def generate(*a, **k):                                    # the disk turns read-only once training is over
         read_only['on'] = True; return real_generate(*a, **k)
     monkeypatch.setattr(tempfile, 'mkstemp', mkstemp)
-    monkeypatch.setattr(molbench.train, 'generate', generate)
+    monkeypatch.setattr(molbench.generative.runner, 'generate', generate)
     with pytest.raises(DiskWriteError, match=f'cannot write {d / "samples.pt"}: the file system is read-only \\(EROFS\\)'):
         run(**SMOKE, run_dir=str(d))
     assert load_checkpoint(d)[0]['step'] == 20 and verify_checkpoint(d / CKPT_PREV) is None

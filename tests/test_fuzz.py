@@ -63,7 +63,7 @@ def parses(s) -> bool:
 @FUZZ
 @given(rows=st.lists(st.one_of(st.sampled_from(VALID_SMILES), garbage_smiles), min_size=1, max_size=12))
 def test_boom_load_splits_counts_every_unparsable_smiles(rows):
-    from molbench.boom import Profile, load_splits
+    from molbench.boom.runner import Profile, load_splits
     frames = {s: pd.DataFrame({'id': np.arange(len(rows)) + 1000 * k, 'smiles': rows, 'y': np.arange(len(rows), dtype=float)})
               for k, s in enumerate(('train', 'id', 'ood'))}
     loader = lambda task, split, **kw: frames[split].copy()
@@ -79,7 +79,7 @@ def test_boom_load_splits_counts_every_unparsable_smiles(rows):
 @pytest.fixture(scope='module')
 def forest():
     "A tiny random forest fitted on the valid SMILES (target: heavy-atom count)."
-    from molbench.boom_models import RandomForestModel
+    from molbench.boom.models import RandomForestModel
     df = pd.DataFrame({'id': range(len(VALID_SMILES)), 'smiles': VALID_SMILES,
                        'y': [Chem.MolFromSmiles(s).GetNumHeavyAtoms() for s in VALID_SMILES]})
     m = RandomForestModel(n_estimators=4, val_frac=0.2).fit(df)
@@ -102,7 +102,7 @@ def test_property_model_predictions_of_valid_rows_unchanged_by_garbage(forest, g
 @FUZZ
 @given(s=st.one_of(st.text(alphabet='CNOcn()=#[]+-12Hh', max_size=8), st.text(max_size=6), st.none()))
 def test_embed_conformer_returns_a_reason_instead_of_raising(s):
-    from molbench.boomdata import embed_conformer
+    from molbench.data.boom import embed_conformer
     r = embed_conformer(s)
     if isinstance(r, str):   # a reason: the SMILES does not parse, or it parses and RDKit cannot embed it
         assert r == 'SMILES does not parse' if not parses(s) else r in ('ETKDG embedding failed', 'non-finite coordinates')
@@ -111,7 +111,7 @@ def test_embed_conformer_returns_a_reason_instead_of_raising(s):
         assert parses(s) and len(z) == len(pos) and np.isfinite(pos).all()
 
 # ---------------------------------------------------------------------------------------------------------------------
-# CIF: molbench.crystals.parse_cifs, and load_structures on CSV files and CIF folders
+# CIF: molbench.data.crystals.parse_cifs, and load_structures on CSV files and CIF folders
 # ---------------------------------------------------------------------------------------------------------------------
 def _valid_structures():
     from pymatgen.core import Lattice, Structure
@@ -153,7 +153,7 @@ garbage_cif = st.one_of(mutated_cif(), st.text(max_size=60), st.sampled_from([''
 @FUZZ
 @given(garbage=st.lists(garbage_cif, min_size=1, max_size=6))
 def test_parse_cifs_never_raises_and_keeps_valid_results(garbage):
-    from molbench.crystals import parse_cifs
+    from molbench.data.crystals import parse_cifs
     valid = sorted(VALID_CIFS.values())
     res = parse_cifs(valid + garbage, num_workers=1, progress=False)
     assert len(res) == len(valid) + len(garbage)
@@ -168,12 +168,12 @@ DUMMY_CIF = VALID_CIFS['cscl'].replace('  Cs  Cs0', '  X  X0')
 @given(garbage=st.lists(garbage_cif, max_size=4))
 @example(garbage=[DUMMY_CIF])
 def test_parse_cifs_atomic_numbers_are_elements(garbage):
-    from molbench.crystals import parse_cifs
+    from molbench.data.crystals import parse_cifs
     for r in parse_cifs(garbage, num_workers=1, progress=False):
         if isinstance(r, tuple): assert ((r[0] >= 1) & (r[0] <= 118)).all(), r[0]
 
 def _check_report(ds, n_total: int):
-    from molbench.files import PROBLEM_KINDS
+    from molbench.data.files import PROBLEM_KINDS
     rep = ds.report
     assert rep.n_rows == n_total == rep.n_kept + len(rep.problems) and rep.n_kept == len(ds)
     for p in rep.problems: assert p.kind in PROBLEM_KINDS and p.reason and p.file, p
@@ -181,7 +181,7 @@ def _check_report(ds, n_total: int):
 @pytest.fixture(scope='module')
 def valid_crystals():
     "The valid structures through load_structures alone (the expected result for every valid row)."
-    from molbench.files import load_structures
+    from molbench.data.files import load_structures
     df = pd.DataFrame({'material_id': list(VALID_CIFS), 'cif': list(VALID_CIFS.values()), 'e': range(len(VALID_CIFS))})
     ds = load_structures(scratch('valid.csv', df.to_csv(index=False)), cache=False, num_workers=1)
     return {ds.material_ids[i]: ds[i] for i in range(len(ds))}
@@ -189,7 +189,7 @@ def valid_crystals():
 @FUZZ
 @given(garbage=st.lists(st.one_of(garbage_cif, st.none()), min_size=1, max_size=6), seed=st.integers(0, 2**16))
 def test_load_structures_csv_counts_bad_rows_and_keeps_valid_ones(valid_crystals, garbage, seed):
-    from molbench.files import load_structures
+    from molbench.data.files import load_structures
     df = pd.DataFrame({'material_id': list(VALID_CIFS) + [f'bad{i}' for i in range(len(garbage))],
                        'cif': list(VALID_CIFS.values()) + garbage, 'e': np.arange(len(VALID_CIFS) + len(garbage), dtype=float)})
     df = df.sample(frac=1.0, random_state=seed).reset_index(drop=True)
@@ -210,7 +210,7 @@ def test_load_structures_csv_counts_bad_rows_and_keeps_valid_ones(valid_crystals
 @FUZZ
 @given(garbage=st.lists(st.one_of(garbage_cif, st.binary(max_size=20)), min_size=1, max_size=4))
 def test_load_structures_cif_folder_counts_bad_files(valid_crystals, garbage):
-    from molbench.files import load_structures
+    from molbench.data.files import load_structures
     d = Path(tempfile.mkdtemp())
     for k, text in VALID_CIFS.items(): (d / f'{k}.cif').write_text(text)
     for i, g in enumerate(garbage): ((d / f'zz{i}.cif').write_bytes if isinstance(g, bytes) else (d / f'zz{i}.cif').write_text)(g)
@@ -225,7 +225,7 @@ def test_load_structures_cif_folder_counts_bad_files(valid_crystals, garbage):
 @given(data=st.one_of(st.binary(max_size=200), st.text(max_size=200)),
        name=st.sampled_from(['x.csv', 'x.cif', 'x.xyz', 'x.sdf', 'POSCAR', 'x.extxyz']))
 def test_whole_file_garbage_raises_only_the_named_error(data, name):
-    from molbench.files import NoUsableDataError, load_file
+    from molbench.data.files import NoUsableDataError, load_file
     p = scratch(name, data)
     try: ds = quiet(load_file, p, cache=False)
     except NoUsableDataError as e: assert name in str(e) and 'no usable' in str(e)
@@ -268,7 +268,7 @@ def bad_xyz_frame(draw):
 @given(items=st.lists(st.one_of(st.sampled_from(sorted(MOLS)), bad_xyz_frame()), min_size=1, max_size=10),
        lead=st.sampled_from(['', '\n', 'junk before any frame\nmore junk\n']))
 def test_load_molecules_xyz_counts_each_bad_frame_and_keeps_good_ones(items, lead):
-    from molbench.files import NoUsableDataError, load_molecules
+    from molbench.data.files import NoUsableDataError, load_molecules
     good = [i for i in items if i in MOLS]
     text = lead + ''.join(xyz_frame(*MOLS[i], comment=i) if i in MOLS else i for i in items)
     n_bad = len(items) - len(good) + (1 if lead.strip() else 0)
@@ -288,7 +288,7 @@ def test_load_molecules_xyz_counts_each_bad_frame_and_keeps_good_ones(items, lea
 @FUZZ
 @given(comments=st.lists(one_line, min_size=1, max_size=4))
 def test_load_molecules_xyz_any_comment_line_never_raises(comments):
-    from molbench.files import NoUsableDataError, load_molecules
+    from molbench.data.files import NoUsableDataError, load_molecules
     p = scratch('c.xyz', ''.join(xyz_frame(*MOLS['water'], comment=c) for c in comments))
     try: ds = quiet(load_molecules, p, cache=False)
     except NoUsableDataError: return                                            # e.g. every comment says Lattice=...
@@ -327,7 +327,7 @@ free_text = st.text(alphabet=st.characters(exclude_characters='$', exclude_categ
                                 st.tuples(st.just('bad'), bad_sdf_record()), st.tuples(st.just('free'), free_text)),
                       min_size=1, max_size=8))
 def test_load_molecules_sdf_counts_bad_records_and_keeps_good_ones(items):
-    from molbench.files import NoUsableDataError, load_molecules
+    from molbench.data.files import NoUsableDataError, load_molecules
     blocks = [SDF_BLOCKS[t] if kind == 'good' else t for kind, t in items]
     p = scratch('mine.sdf', ''.join((b if not b or b.endswith('\n') else b + '\n') + '$$$$\n' for b in blocks))
     good = [k for k, (kind, _) in enumerate(items) if kind == 'good']
@@ -350,7 +350,7 @@ def test_load_molecules_sdf_counts_bad_records_and_keeps_good_ones(items):
 # ---------------------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope='module')
 def qm9_mols():
-    from molbench.qm9 import load_qm9
+    from molbench.data.qm9 import load_qm9
     ds = load_qm9(nrows=8)
     return [(ds[i].z.numpy(), ds[i].pos.numpy().astype(np.float64)) for i in range(len(ds))]
 
@@ -359,7 +359,7 @@ MOL_EVAL = dict(fcd=False, rdkit_bonds=True)   # no FCD; no reference, so no fin
 @pytest.fixture(scope='module')
 def qm9_alone(qm9_mols):
     "The metrics of the valid molecules alone."
-    from molbench.metrics_mol import evaluate_molecules
+    from molbench.metrics.molecules import evaluate_molecules
     return evaluate_molecules(qm9_mols, **MOL_EVAL)
 
 @st.composite
@@ -383,7 +383,7 @@ def bad_molecule(draw):
        as_batch=st.booleans())
 def test_evaluate_molecules_counts_bad_input_and_keeps_valid_metrics(qm9_mols, qm9_alone, garbage, seed, as_batch):
     from molbench.core import Batch
-    from molbench.metrics_mol import evaluate_molecules
+    from molbench.metrics.molecules import evaluate_molecules
     kw, alone = MOL_EVAL, qm9_alone
     mixed = qm9_mols + garbage
     order = np.random.default_rng(seed).permutation(len(mixed))
@@ -421,7 +421,7 @@ def _counts(out):
 @FUZZ
 @given(extra=st.lists(any_molecule(), min_size=1, max_size=4))
 def test_evaluate_molecules_counts_add_up_over_arbitrary_molecules(qm9_mols, qm9_alone, extra):
-    from molbench.metrics_mol import evaluate_molecules
+    from molbench.metrics.molecules import evaluate_molecules
     kw = dict(fcd=False, rdkit_bonds=False)
     both, alone = quiet(evaluate_molecules, qm9_mols + extra, **kw), quiet(evaluate_molecules, extra, **kw)
     assert both['n_samples'] == len(qm9_mols) + len(extra)
@@ -441,7 +441,7 @@ malformed_molecule = st.sampled_from([
 @given(garbage=st.lists(malformed_molecule, min_size=1, max_size=3))
 @example(garbage=[(np.array([6, 1]), np.zeros((3, 3)))])
 def test_evaluate_molecules_counts_malformed_shapes(qm9_mols, qm9_alone, garbage):
-    from molbench.metrics_mol import evaluate_molecules
+    from molbench.metrics.molecules import evaluate_molecules
     out = quiet(evaluate_molecules, qm9_mols + garbage, fcd=False, rdkit_bonds=False)
     assert out['n_samples'] == len(qm9_mols) + len(garbage) and out['n_invalid_input'] == len(garbage)
     assert out['invalid_reasons'].get('malformed_sample') == len(garbage)
@@ -478,7 +478,7 @@ CRYSTAL_EVAL = dict(fingerprints=False, dataset='mp20')   # no CrystalNN fingerp
 @pytest.fixture(scope='module')
 def crystals_alone():
     "The metrics of the valid crystals alone."
-    from molbench.metrics_crystal import evaluate_crystals
+    from molbench.metrics.crystals import evaluate_crystals
     return quiet(evaluate_crystals, VALID_TRIPLES, **CRYSTAL_EVAL)
 
 def _check_crystal_metrics(out, alone, n_garbage):
@@ -490,7 +490,7 @@ def _check_crystal_metrics(out, alone, n_garbage):
 @FUZZ
 @given(garbage=st.lists(bad_crystal(), min_size=1, max_size=5), seed=st.integers(0, 2**16))
 def test_evaluate_crystals_counts_bad_input_and_keeps_valid_metrics(crystals_alone, garbage, seed):
-    from molbench.metrics_crystal import evaluate_crystals
+    from molbench.metrics.crystals import evaluate_crystals
     mixed = VALID_TRIPLES + garbage
     mixed = [mixed[i] for i in np.random.default_rng(seed).permutation(len(mixed))]
     _check_crystal_metrics(quiet(evaluate_crystals, mixed, **CRYSTAL_EVAL), crystals_alone, len(garbage))
@@ -499,7 +499,7 @@ def test_evaluate_crystals_counts_bad_input_and_keeps_valid_metrics(crystals_alo
 @given(garbage=st.lists(zero_volume_crystal(), min_size=1, max_size=3))
 @example(garbage=[(np.array([11]), np.zeros((1, 3)), np.diag([0.0, 5.0, 5.0]))])
 def test_evaluate_crystals_counts_zero_volume_cells(crystals_alone, garbage):
-    from molbench.metrics_crystal import evaluate_crystals
+    from molbench.metrics.crystals import evaluate_crystals
     _check_crystal_metrics(quiet(evaluate_crystals, VALID_TRIPLES + garbage, **CRYSTAL_EVAL), crystals_alone, len(garbage))
 
 @st.composite
@@ -520,7 +520,7 @@ def _crystal_counts(out):
 @FUZZ
 @given(extra=st.lists(any_crystal(), min_size=1, max_size=4))
 def test_evaluate_crystals_counts_add_up_over_arbitrary_crystals(crystals_alone, extra):
-    from molbench.metrics_crystal import evaluate_crystals
+    from molbench.metrics.crystals import evaluate_crystals
     both, alone = quiet(evaluate_crystals, VALID_TRIPLES + extra, **CRYSTAL_EVAL), quiet(evaluate_crystals, extra, **CRYSTAL_EVAL)
     assert both['n_samples'] == len(VALID_TRIPLES) + len(extra)
     np.testing.assert_allclose(_crystal_counts(both), _crystal_counts(crystals_alone) + _crystal_counts(alone), atol=1e-6)
@@ -537,6 +537,6 @@ malformed_crystal = st.sampled_from([
 @given(garbage=st.lists(malformed_crystal, min_size=1, max_size=3))
 @example(garbage=[(np.array([11, 17]), np.zeros((3, 3)), np.eye(3) * 5)])
 def test_evaluate_crystals_counts_malformed_shapes(garbage):
-    from molbench.metrics_crystal import evaluate_crystals
+    from molbench.metrics.crystals import evaluate_crystals
     out = quiet(evaluate_crystals, VALID_TRIPLES + garbage, fingerprints=False)
     assert out['n_samples'] == len(VALID_TRIPLES) + len(garbage) and sum(out['invalid_reasons'].values()) == len(garbage)

@@ -30,7 +30,7 @@ def test_train_smoke_crystals(tmp_path):
     assert list(d.rglob('*.cif')), 'no CIF samples written'
 
 def test_train_rejects_unknown_arch_before_work(tmp_path):
-    p = subprocess.run([sys.executable, '-c', "import molbench.train as t; t.run(arch='pairformr', profile='smoke')"],
+    p = subprocess.run([sys.executable, '-c', "import molbench.generative.runner as t; t.run(arch='pairformr', profile='smoke')"],
                        cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert p.returncode != 0
     assert "pairformer" in p.stderr and "gnn" in p.stderr and "transformer" in p.stderr, p.stderr[-2000:]

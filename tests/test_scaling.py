@@ -4,7 +4,7 @@ from pathlib import Path
 
 WRITER = r'''
 import sys, itertools
-from molbench.scaling import ScalingLawTracker
+from molbench.generative.scaling import ScalingLawTracker
 path, run, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 tr = ScalingLawTracker(path)
 print('ready', flush=True)
@@ -25,7 +25,7 @@ def _lines(path, run):
 
 
 def test_concurrent_writers_and_a_killed_one(root, tmp_path):
-    from molbench.scaling import ScalingLawTracker
+    from molbench.generative.scaling import ScalingLawTracker
     f = tmp_path / 'scaling.jsonl'
     a = _spawn(root, f, 'a', 0)                                       # another process writes run a until it is killed
     assert a.stdout.readline().strip() == 'ready', a.stderr.read()
