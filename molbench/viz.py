@@ -181,19 +181,24 @@ def plot_quality_vs_nfe(df: pd.DataFrame,             # one row per (method, NFE
 
 def parity_plot(y_true, y_pred,                       # (n,) targets and predictions
                 split_labels,                         # (n,) label per point, e.g. 'ID' / 'OOD'
-                name: str = 'property', unit: str = '') -> go.Figure:
+                name: str = 'property', unit: str = '',
+                title: str = '',                      # figure title
+                hover=None,                           # (n,) text shown on hover, e.g. SMILES or ids
+               ) -> go.Figure:
     "Predicted vs true, one colour per split, with the y = x line and the RMSE of each split in the legend."
     t, p, s = np.asarray(y_true, float).ravel(), np.asarray(y_pred, float).ravel(), np.asarray(split_labels).ravel()
     if not len(t) == len(p) == len(s): raise ValueError(f"lengths differ: y_true {len(t)}, y_pred {len(p)}, split_labels {len(s)}")
+    h = None if hover is None else np.asarray(hover).astype(str).ravel()
+    if h is not None and len(h) != len(t): raise ValueError(f"lengths differ: y_true {len(t)}, hover {len(h)}")
     fig = go.Figure()
     for lab in sorted(set(s.tolist()), key=lambda l: (l != 'ID', str(l))):
         m = s == lab
         rmse = float(np.sqrt(np.mean((t[m] - p[m]) ** 2)))
         fig.add_trace(go.Scattergl(x=t[m], y=p[m], mode='markers', name=f'{lab} (n={m.sum():,}, RMSE {rmse:.4g})',
-                                   marker=dict(size=4, opacity=0.6, color=COLORS.get(str(lab)))))
+                                   text=None if h is None else h[m], marker=dict(size=4, opacity=0.6, color=COLORS.get(str(lab)))))
     both = np.concatenate([t, p]); both = both[np.isfinite(both)]
     lo, hi = (float(both.min()), float(both.max())) if len(both) else (0.0, 1.0)
     fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode='lines', name='y = x', line=dict(color='gray', dash='dash')))
     u = f' ({unit})' if unit else ''
-    fig.update_layout(xaxis_title=f'true {name}{u}', yaxis_title=f'predicted {name}{u}', template='plotly_white')
+    fig.update_layout(xaxis_title=f'true {name}{u}', yaxis_title=f'predicted {name}{u}', template='plotly_white', title=title or None)
     return fig

@@ -18,9 +18,9 @@ from ..core import PROPERTY_MODELS, set_seed, get_device
 # %% auto #0
 __all__ = ['DESCRIPTOR_NAMES', 'N_MORGAN', 'ATOM_SYMBOLS', 'N_ATOM_FEATURES', 'N_BOND_FEATURES', 'Normaliser', 'carve_validation',
            'parse_smiles', 'descriptor_features', 'atom_features', 'bond_features', 'GraphFeatures', 'mol_graph',
-           'to_pyg', 'embed_3d', 'geometry_of', 'with_geometry', 'radius_edges', 'encode_geometry', 'collate_geometry',
-           'mean_pool', 'BaseConfig', 'PropertyModel', 'TorchConfig', 'TrainClock', 'TrainingLoop', 'to_device',
-           'TorchPropertyModel', 'RFConfig', 'RandomForestModel', 'MLPConfig', 'mlp', 'MLPModel']
+           'graphs_to_pyg', 'embed_3d', 'geometry_of', 'with_geometry', 'radius_edges', 'encode_geometry',
+           'collate_geometry', 'mean_pool', 'BaseConfig', 'PropertyModel', 'TorchConfig', 'TrainClock', 'TrainingLoop',
+           'to_device', 'TorchPropertyModel', 'RFConfig', 'RandomForestModel', 'MLPConfig', 'mlp', 'MLPModel']
 
 # %% ../../nbs/boom/50_models.ipynb #dc2908c4
 @dataclass
@@ -125,7 +125,7 @@ def mol_graph(smiles: str) -> GraphFeatures:
     return GraphFeatures(x, np.array([src, dst], dtype=np.int64).reshape(2, -1),
                          np.array(attr, dtype=np.float32).reshape(-1, N_BOND_FEATURES))
 
-def to_pyg(graphs: list[GraphFeatures]):
+def graphs_to_pyg(graphs: list[GraphFeatures]):
     "A `torch_geometric.data.Batch` of graphs (fields x, edge_index, edge_attr, batch)."
     from torch_geometric.data import Batch as PygBatch, Data
     return PygBatch.from_data_list([Data(x=torch.from_numpy(g.x), edge_index=torch.from_numpy(g.edge_index),

@@ -18,7 +18,7 @@ from .models import PropertyModel
 
 # %% auto #0
 __all__ = ['PROFILES', 'SPLITS', 'PUBLISHED_RMSE', 'PUBLISHED_NOTE', 'available_models', 'get_model', 'Profile', 'get_profile',
-           'regression_metrics', 'boom_task_names', 'load_splits', 'new_run_dir', 'parity_figure', 'run_boom', 'sweep']
+           'regression_metrics', 'boom_task_names', 'load_splits', 'new_run_dir', 'run_boom', 'sweep']
 
 # %% ../../nbs/boom/51_runner.ipynb #ecc0ab62
 from .families import MODEL_MODULES   # registry name → module that registers it
@@ -125,6 +125,7 @@ def load_splits(task: str, profile: Profile, geometry: bool = False, seed: int =
     return frames, ex
 
 # %% ../../nbs/boom/51_runner.ipynb #301ccc27
+from ..viz import parity_plot
 def new_run_dir(root, name: str) -> Path:
     "A fresh folder `root/name-<UTC time>[-k]`; never an existing one."
     root = Path(root); root.mkdir(parents=True, exist_ok=True)
@@ -134,21 +135,6 @@ def new_run_dir(root, name: str) -> Path:
         try: d.mkdir(); return d
         except FileExistsError: continue
     raise RuntimeError(f"could not create a fresh run folder under {root}")
-
-def parity_figure(pred: pd.DataFrame, title: str = '', units: str = ''):
-    "Plotly parity plot of `y_pred` against `y`, ID and OOD coloured apart, with the y = x line."
-    import plotly.graph_objects as go
-    fig = go.Figure()
-    for split, colour in (('id', '#1f77b4'), ('ood', '#d62728')):
-        d = pred[pred.split == split]
-        fig.add_trace(go.Scattergl(x=d.y, y=d.y_pred, mode='markers', name=split.upper(), text=d.smiles,
-                                   marker=dict(color=colour, size=5, opacity=0.6)))
-    lo, hi = float(np.nanmin(pred[['y', 'y_pred']].values)), float(np.nanmax(pred[['y', 'y_pred']].values))
-    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode='lines', name='y = x', line=dict(color='black', dash='dash')))
-    u = f' ({units})' if units else ''
-    fig.update_layout(title=title, xaxis_title=f'true{u}', yaxis_title=f'predicted{u}', width=560, height=520,
-                      template='simple_white')
-    return fig
 
 def _split_recipe(task):
     from molbench.data.boom import split_recipe
@@ -210,8 +196,8 @@ def run_boom(model,                 # registry name (see `available_models()`) o
                training={k: getattr(m, k) for k in ('epochs_run', 'stop_reason', 'train_seconds') if hasattr(m, k)})
     atomic_write(d / 'predictions.csv', lambda p: pred.to_csv(p, index=False))
     atomic_write(d / 'excluded.csv', lambda p: excluded.to_csv(p, index=False))
-    fig = parity_figure(pred, f"{name} on {task} ({prof.name}): RMSE ID {metrics['id']['rmse']:.4g}, "
-                              f"OOD {metrics['ood']['rmse']:.4g}", units)
+    fig = parity_plot(pred.y, pred.y_pred, pred.split.str.upper(), name=task, unit=units, hover=pred.smiles,
+                      title=f"{name} on {task} ({prof.name}): RMSE ID {metrics['id']['rmse']:.4g}, OOD {metrics['ood']['rmse']:.4g}")
     write_text(d / 'parity.json', fig.to_json())
     atomic_write(d / 'parity.html', lambda p: fig.write_html(p, include_plotlyjs='cdn'))
     write_json(d / 'metrics.json', out)

@@ -24,8 +24,8 @@ __all__ = ['DATA_MODULES', 'PARAM_NAMES', 'PARAMS_DIR', 'RESULTS', 'TIMING', 'TI
            'profile_path', 'load_profile', 'train_config', 'dataset_path', 'dataset_label', 'dataset_periodic',
            'validate_params', 'resolve_params', 'RunData', 'data_statistics', 'build_data', 'build_model',
            'build_process', 'make_run_dir', 'build_trainer', 'concat_batches', 'generate', 'structures', 'finite_ids',
-           'distribution_checks', 'evaluate_samples', 'xyz_block', 'edm_molecules', 'write_samples', 'training_curve',
-           'same_run', 'existing_run_dir', 'start_run', 'read_run', 'finish_run', 'run']
+           'distribution_checks', 'evaluate_samples', 'edm_molecules', 'write_samples', 'training_curve', 'same_run',
+           'existing_run_dir', 'start_run', 'read_run', 'finish_run', 'run']
 
 # %% ../../nbs/generative/41_runner.ipynb #a2d92e2e
 DATA_MODULES = ('molbench.data.qm9', 'molbench.data.crystals')  # modules that register DATASETS
@@ -374,10 +374,7 @@ def evaluate_samples(samples: Batch, data: RunData, p: RunParams) -> dict:
     return res
 
 # %% ../../nbs/generative/41_runner.ipynb #6ac1b193
-def xyz_block(z, x, comment: str = '') -> str:
-    "One XYZ frame."
-    lines = [str(len(z)), comment] + [f'{element_symbol(int(a))} {c[0]:.5f} {c[1]:.5f} {c[2]:.5f}' for a, c in zip(z, x)]
-    return '\n'.join(lines) + '\n'
+from ..viz import xyz_block         # one XYZ frame per sample
 
 def edm_molecules(samples: Batch) -> list:
     "Per sample, an RDKit molecule with EDM distance bonds and the 3D coordinates, if the whole molecule sanitises; else None."

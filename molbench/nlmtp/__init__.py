@@ -19,13 +19,13 @@ from ..core import set_seed, cache_dir, atomic_write, write_json, read_json, che
 from ..store import RemoteFile, fetch
 
 # %% auto #0
-__all__ = ['HOF_FILE', 'MW_LIKE', 'MORGAN_BITS', 'FEATURE_VERSION', 'SPLITS', 'SMILES_REGEX', 'PAD', 'UNK', 'N_ENV', 'W_MAX',
-           'SUPPORT_RATIO', 'LOSS_WEIGHTS', 'load_hof_table', 'descriptor_names', 'featurize', 'scaffold_split',
-           'boom_table', 'mmp_pairs', 'tokenize', 'build_vocab', 'encode', 'OutcomeTransform', 'NLMTPData',
-           'build_data', 'attention_mask', 'sinusoidal', 'LoR', 'DecoderLayer', 'NLMTPConfig', 'NLMTP', 'mdn_log_prob',
-           'importance_weights', 'dr_pseudo_outcome', 'nlmtp_losses', 'make_batch', 'mmp_batch', 'env_mixed_order',
-           'TrainConfig', 'lr_lambda', 'predict', 'evaluate', 'train_nlmtp', 'rf_baseline', 'parity_figure',
-           'contrast_figure']
+__all__ = ['HOF_FILE', 'MW_LIKE', 'MORGAN_BITS', 'FEATURE_VERSION', 'NLMTP_SPLITS', 'NLMTP_SMILES_REGEX', 'NLMTP_PAD',
+           'NLMTP_UNK', 'N_ENV', 'W_MAX', 'SUPPORT_RATIO', 'LOSS_WEIGHTS', 'load_hof_table', 'descriptor_names',
+           'featurize', 'scaffold_split', 'boom_table', 'mmp_pairs', 'tokenize', 'build_vocab', 'encode',
+           'OutcomeTransform', 'NLMTPData', 'build_nlmtp_data', 'attention_mask', 'sinusoidal', 'LoR', 'DecoderLayer',
+           'NLMTPConfig', 'NLMTP', 'mdn_log_prob', 'importance_weights', 'dr_pseudo_outcome', 'nlmtp_losses',
+           'make_batch', 'mmp_batch', 'env_mixed_order', 'TrainConfig', 'lr_lambda', 'predict', 'evaluate',
+           'train_nlmtp', 'rf_baseline', 'contrast_figure']
 
 # %% ../../nbs/nlmtp/60_nlmtp.ipynb #1a614575
 HOF_FILE = RemoteFile('llnl_10k/10k_dft_hof_data.csv',
@@ -91,11 +91,11 @@ def featurize(smiles, ids=None, cache: bool = False) -> dict:
     return out
 
 # %% ../../nbs/nlmtp/60_nlmtp.ipynb #745d0e4c
-SPLITS = ('train', 'val', 'id_test', 'ood')  # split labels used everywhere in this module
+NLMTP_SPLITS = ('train', 'val', 'id_test', 'ood')  # split labels used everywhere in this module
 
 def scaffold_split(scaffolds, frac_ood: float = 0.1, frac_val: float = 0.1, frac_id_test: float = 0.1,
                    seed: int = 0) -> np.ndarray:
-    "Labels in `SPLITS` per molecule: OOD = whole scaffold groups (seeded order), the rest split at random."
+    "Labels in `NLMTP_SPLITS` per molecule: OOD = whole scaffold groups (seeded order), the rest split at random."
     scaffolds = np.asarray(scaffolds, dtype=str); n = len(scaffolds)
     rng = np.random.default_rng(seed)
     groups = pd.Series(np.arange(n)).groupby(scaffolds).apply(list).to_dict()
@@ -157,12 +157,12 @@ def mmp_pairs(smiles, max_var_heavy: int = 4, max_dmass: float = 30.0, per_core:
     return out
 
 # %% ../../nbs/nlmtp/60_nlmtp.ipynb #585f07d0
-SMILES_REGEX = re.compile(r"(\[[^\]]+]|Br?|Cl?|N|O|S|P|F|I|b|c|n|o|s|p|\(|\)|\.|=|#|-|\+|\\|\/|:|~|@|\?|>|\*|\$|%[0-9]{2}|[0-9])")
-PAD, UNK = 0, 1  # token ids of padding and unknown tokens
+NLMTP_SMILES_REGEX = re.compile(r"(\[[^\]]+]|Br?|Cl?|N|O|S|P|F|I|b|c|n|o|s|p|\(|\)|\.|=|#|-|\+|\\|\/|:|~|@|\?|>|\*|\$|%[0-9]{2}|[0-9])")
+NLMTP_PAD, NLMTP_UNK = 0, 1  # token ids of padding and unknown tokens
 
 def tokenize(smi: str) -> list[str]:
     "Atom-level SMILES tokens; fails if the regex does not cover the string."
-    toks = SMILES_REGEX.findall(smi)
+    toks = NLMTP_SMILES_REGEX.findall(smi)
     if ''.join(toks) != smi: raise ValueError(f"SMILES {smi!r} is not covered by the tokenizer")
     return toks
 
@@ -173,9 +173,9 @@ def build_vocab(smiles) -> list[str]:
 def encode(smiles, vocab, max_len: int | None = None) -> tuple[np.ndarray, int]:
     "Left-padded token ids (n, L) and the number of sequences truncated to `max_len` (keeping the start)."
     ix = {t: i for i, t in enumerate(vocab)}
-    seqs = [[ix.get(t, UNK) for t in tokenize(s)] for s in smiles]
+    seqs = [[ix.get(t, NLMTP_UNK) for t in tokenize(s)] for s in smiles]
     L = max(len(s) for s in seqs) if max_len is None else max_len
-    out = np.full((len(seqs), L), PAD, np.int64); n_trunc = 0
+    out = np.full((len(seqs), L), NLMTP_PAD, np.int64); n_trunc = 0
     for k, s in enumerate(seqs):
         if len(s) > L: s, n_trunc = s[:L], n_trunc + 1
         out[k, L - len(s):] = s
@@ -236,14 +236,14 @@ class NLMTPData:
 
     def rows(self, split: str) -> np.ndarray:
         "Row indices of a split."
-        check_choice('split', split, SPLITS)
+        check_choice('split', split, NLMTP_SPLITS)
         return np.flatnonzero(self.table['split'].to_numpy() == split)
 
-def build_data(table: pd.DataFrame, split, max_len: int = 160, mmp_max_pairs: int = 20000, seed: int = 0,
+def build_nlmtp_data(table: pd.DataFrame, split, max_len: int = 160, mmp_max_pairs: int = 20000, seed: int = 0,
                cache: bool = False, features: dict | None = None) -> NLMTPData:
-    "Featurise `table` (id, smiles, y) with split labels `split` (values in SPLITS) into an NLMTPData (`features`: a `featurize` result to reuse)."
+    "Featurise `table` (id, smiles, y) with split labels `split` (values in NLMTP_SPLITS) into an NLMTPData (`features`: a `featurize` result to reuse)."
     split = np.asarray(split, dtype=str)
-    for s in np.unique(split): check_choice('split', s, SPLITS)
+    for s in np.unique(split): check_choice('split', s, NLMTP_SPLITS)
     fe = features if features is not None else featurize(table['smiles'], table['id'], cache=cache)
     ok = fe['ok']
     t = table.loc[ok, ['id', 'smiles', 'y']].reset_index(drop=True)
@@ -361,7 +361,7 @@ class NLMTP(nn.Module):
     def __init__(self, cfg: NLMTPConfig):
         super().__init__()
         self.cfg = cfg; d = cfg.d_model
-        self.tok = nn.Embedding(cfg.vocab_size, d, padding_idx=PAD)
+        self.tok = nn.Embedding(cfg.vocab_size, d, padding_idx=NLMTP_PAD)
         self.env = nn.Embedding(cfg.n_env, d)
         self.ctx = nn.Linear(cfg.n_ctx, d)
         self.a = nn.Linear(1, d)
@@ -383,7 +383,7 @@ class NLMTP(nn.Module):
         parts = [self.env(env)[:, None], self.ctx(ctx)[:, None], self.a(a[:, None])[:, None], self.tok(tok),
                  self.special[None].expand(B, 3, d)]
         x = torch.cat(parts, 1)                                                      # (B, L, d), L = Ls + 6
-        ok = torch.cat([torch.ones(B, 3, dtype=torch.bool, device=tok.device), tok != PAD,
+        ok = torch.cat([torch.ones(B, 3, dtype=torch.bool, device=tok.device), tok != NLMTP_PAD,
                         torch.ones(B, 3, dtype=torch.bool, device=tok.device)], 1)  # (B, L)
         seg = torch.tensor([0, 1, 2] + [3] * Ls + [4, 5, 5], device=tok.device)
         pos = ok.long().cumsum(1) - 1                                                # padding never shifts positions
@@ -507,7 +507,7 @@ def nlmtp_losses(model: NLMTP, batch: dict, delta: float, warmup: float = 0.0, m
 def make_batch(data: NLMTPData, rows, device='cpu') -> dict:
     "Tensors for `rows`: tok (B, Ls) trimmed, ctx, a (standardised MW), env, y (z units), rows."
     rows = np.asarray(rows); tok = data.tok[rows]
-    keep = (tok != PAD).any(0); first = int(np.argmax(keep)) if keep.any() else tok.shape[1] - 1
+    keep = (tok != NLMTP_PAD).any(0); first = int(np.argmax(keep)) if keep.any() else tok.shape[1] - 1
     t = data.table
     f = lambda x, dt=torch.float32: torch.as_tensor(np.asarray(x), dtype=dt, device=device)
     return dict(tok=f(tok[:, first:], torch.long), ctx=f(data.ctx[rows]),
@@ -671,18 +671,6 @@ def rf_baseline(data: NLMTPData, n_estimators: int = 200, seed: int = 0, n_jobs:
         r = data.rows(s)
         if len(r): p = rf.predict(data.ctx[r]); out[s] = dict(rmse=_rmse(p, y[r]), mae=float(np.mean(np.abs(p - y[r]))), n=len(r))
     return out
-
-def parity_figure(frames: dict, title: str = 'NL-MTP parity (observed world)'):
-    "Plotly parity plot: frames {split name: predict() DataFrame}."
-    import plotly.graph_objects as go
-    fig = go.Figure(); lo = min(min(f['y'].min(), f['pred'].min()) for f in frames.values())
-    hi = max(max(f['y'].max(), f['pred'].max()) for f in frames.values())
-    for name, f in frames.items():
-        fig.add_trace(go.Scattergl(x=f['y'], y=f['pred'], mode='markers', name=f"{name} (RMSE {_rmse(f['pred'], f['y']):.1f})",
-                                   marker=dict(size=4, opacity=0.6), text=f['id'].astype(str)))
-    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode='lines', name='y = x', line=dict(color='black', dash='dash')))
-    fig.update_layout(title=title, xaxis_title='DFT HoF (kcal/mol)', yaxis_title='predicted HoF (kcal/mol)')
-    return fig
 
 def contrast_figure(df: pd.DataFrame, delta: float = 14.0, title: str | None = None):
     "Plotly plot of the policy contrast m̂(A + δ, X) − m̂(A, X) (plug-in and DR head) against molecular weight."

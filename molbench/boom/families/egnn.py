@@ -15,7 +15,7 @@ from ..models import (TorchPropertyModel, TorchConfig, encode_geometry, collate_
                                   mean_pool, mlp)
 
 # %% auto #0
-__all__ = ['EGNNConfig', 'EGNNLayer', 'EGNNNet', 'EGNNModel']
+__all__ = ['EGNNConfig', 'FlatEGNNLayer', 'EGNNNet', 'EGNNModel']
 
 # %% ../../../nbs/boom/families/54_egnn.ipynb #2d51818f
 @dataclass
@@ -27,7 +27,7 @@ class EGNNConfig(TorchConfig):
     update_coords: bool = True     # move coordinates between layers (equivariantly)
     max_z: int = 100               # largest atomic number embedded
 
-class EGNNLayer(nn.Module):
+class FlatEGNNLayer(nn.Module):
     "One E(n)-equivariant layer on a flat batch of atoms."
     def __init__(self, hidden: int, update_coords: bool = True):
         super().__init__()
@@ -57,7 +57,7 @@ class EGNNNet(nn.Module):
         super().__init__()
         self.cutoff = cutoff
         self.embed = nn.Embedding(max_z + 1, hidden)
-        self.layers = nn.ModuleList(EGNNLayer(hidden, update_coords) for _ in range(n_layers))
+        self.layers = nn.ModuleList(FlatEGNNLayer(hidden, update_coords) for _ in range(n_layers))
         self.head = mlp([hidden, hidden, 1])
     def forward(self, b):
         x, h = b['pos'], self.embed(b['z'])                                       # (n, 3), (n, H)

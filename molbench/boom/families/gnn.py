@@ -11,18 +11,18 @@ import torch
 from torch import nn
 
 from ...core import PROPERTY_MODELS, check_choice
-from ..models import (TorchPropertyModel, TorchConfig, mol_graph, to_pyg, mlp, mean_pool,
+from ..models import (TorchPropertyModel, TorchConfig, mol_graph, graphs_to_pyg, mlp, mean_pool,
                                   ATOM_SYMBOLS, N_ATOM_FEATURES, N_BOND_FEATURES)
 
 # %% auto #0
-__all__ = ['GNN_VARIANTS', 'N_ELEMENT_FEATURES', 'GNNConfig', 'GraphNet', 'GNNModel']
+__all__ = ['GNN_VARIANTS', 'N_ELEMENT_FEATURES', 'GNN2DConfig', 'GraphNet', 'GNNModel']
 
 # %% ../../../nbs/boom/families/53_gnn.ipynb #6c6f8642
 GNN_VARIANTS = ('gcn', 'gin', 'gat', 'mpnn', 'tgnn')  # the ablation family's convolutions
 N_ELEMENT_FEATURES = len(ATOM_SYMBOLS) + 1            # element one-hot (+ 'other'), the first block of the atom features
 
 @dataclass
-class GNNConfig(TorchConfig):
+class GNN2DConfig(TorchConfig):
     "2D graph network hyperparameters."
     variant: str = 'gin'     # one of GNN_VARIANTS
     hidden: int = 128        # node embedding width
@@ -58,12 +58,12 @@ class GraphNet(nn.Module):
 @PROPERTY_MODELS.register('gnn')
 class GNNModel(TorchPropertyModel):
     "2D graph network of the BOOM ablation family; `variant` picks the convolution."
-    name, config_cls = 'gnn', GNNConfig
+    name, config_cls = 'gnn', GNN2DConfig
     def __init__(self, config=None, **overrides):
         super().__init__(config, **overrides)
         check_choice('gnn variant', self.config.variant, GNN_VARIANTS)
     def encode(self, df): return [mol_graph(s) for s in df.smiles]
-    def collate(self, items): return to_pyg(items)
+    def collate(self, items): return graphs_to_pyg(items)
     def build(self, items):
         c = self.config
         return GraphNet(c.variant, c.hidden, c.n_layers, c.heads, c.dropout)
@@ -71,7 +71,7 @@ class GNNModel(TorchPropertyModel):
 def _variant_model(variant):
     class _M(GNNModel):
         name = variant
-        config_cls = dataclass(type(f'{variant.upper()}Config', (GNNConfig,), {'__annotations__': {'variant': str},
+        config_cls = dataclass(type(f'{variant.upper()}Config', (GNN2DConfig,), {'__annotations__': {'variant': str},
                                                                               'variant': variant}))
     _M.__name__ = _M.__qualname__ = f'{variant.upper()}Model'
     _M.__doc__ = f"`gnn` with variant '{variant}' (registered under its own name for sweeps)."
