@@ -4,30 +4,85 @@
 
 # %% ../nbs/02_viz.ipynb #f6e3c521
 from __future__ import annotations
-import json, os
+import base64, functools, gzip, hashlib, json, os, subprocess, tarfile, warnings
+from html import escape as html_escape
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import py3Dmol
 
-from .core import element_symbol
+from .core import element_symbol, cache_dir, atomic_write
 
 # %% auto #0
-__all__ = ['OFFLINE_JS_ENV', 'OFFLINE_JS', 'STYLES', 'PLOTLY_MIME', 'COLORS', 'xyz_block', 'view_molecule', 'view_crystal',
-           'view_grid', 'plotly_bundle', 'show', 'plot_distributions', 'read_log', 'plot_training_curves',
-           'plot_quality_vs_nfe', 'parity_plot']
+__all__ = ['OFFLINE_JS_ENV', 'OFFLINE_JS', 'THREEDMOL_VERSION', 'THREEDMOL_SHA256', 'STYLES', 'PLOTLY_MIME', 'COLORS',
+           'METRIC_GROUPS', 'GROUP_ORDER', 'CHECKS', 'TRAIN_UNITS', 'threedmol_js', 'View', 'xyz_block',
+           'view_molecule', 'view_crystal', 'view_grid', 'plotly_bundle', 'show_bundle', 'show', 'plot_distributions',
+           'read_log', 'plot_training_curves', 'plot_quality_vs_nfe', 'parity_plot', 'short_unit', 'fmt_value',
+           'fmt_seconds', 'kv_table', 'metrics_table', 'not_computed', 'other_notes', 'run_summary', 'show_results']
 
 # %% ../nbs/02_viz.ipynb #ed304f72
-OFFLINE_JS_ENV = 'MOLBENCH_OFFLINE_JS'   # set → views use the page's own 3Dmol.js
+OFFLINE_JS_ENV = 'MOLBENCH_OFFLINE_JS'   # set → views use the page's own 3Dmol.js (the book)
 OFFLINE_JS = 'data:text/javascript,'     # an empty script: the loader resolves at once and the page's $3Dmol is used
+THREEDMOL_VERSION = '2.5.5'              # the 3Dmol.js that py3Dmol 2.5.5 loads, from the npm package `3dmol`
+THREEDMOL_SHA256 = 'f7cc78921ae72e7623e89cdd111434f58c2efddd2ffda1cd212644b406fb8016'   # its build/3Dmol-min.js
+_LOCAL_JS = 'molbench-local-3Dmol.js'    # placeholder script source, replaced by the embedded copy in `View._make_html`
+
+def threedmol_js(npm: str = 'npm') -> Path:  # npm client used when the package tarball is not cached yet
+    "Path of a checked local `3Dmol-min.js`: the molbench cache's copy, else extracted from the cached npm tarball (as the book build leaves it), else `npm pack`ed into the cache."
+    dest = cache_dir('vendor') / f'3Dmol-{THREEDMOL_VERSION}-min.js'
+    sha = lambda b: hashlib.sha256(b).hexdigest()
+    if dest.exists() and sha(dest.read_bytes()) == THREEDMOL_SHA256: return dest
+    npm_dir = cache_dir('npm')
+    tgz = npm_dir / f'3dmol-{THREEDMOL_VERSION}.tgz'
+    if not tgz.exists():
+        try: subprocess.run([npm, 'pack', '--silent', f'3dmol@{THREEDMOL_VERSION}'], cwd=npm_dir, check=True,
+                            capture_output=True, text=True, timeout=300)
+        except (OSError, subprocess.SubprocessError) as e:
+            detail = getattr(e, 'stderr', None) or e
+            raise RuntimeError(f"3Dmol.js {THREEDMOL_VERSION} is not in the molbench cache and `{npm} pack 3dmol@{THREEDMOL_VERSION}` "
+                               f"failed in {npm_dir} ({str(detail).strip()[-300:]}): run it there by hand, or put "
+                               f"package/build/3Dmol-min.js at {dest}") from None
+    try:
+        with tarfile.open(tgz) as t: body = t.extractfile('package/build/3Dmol-min.js').read()
+    except (tarfile.TarError, KeyError, OSError) as e:
+        raise RuntimeError(f"{tgz} is not a readable 3dmol npm tarball ({type(e).__name__}: {e}): delete it and retry") from None
+    if sha(body) != THREEDMOL_SHA256:
+        raise RuntimeError(f"package/build/3Dmol-min.js in {tgz} has SHA-256 {sha(body)}, expected {THREEDMOL_SHA256} "
+                           f"(3Dmol.js {THREEDMOL_VERSION}): delete the tarball and retry")
+    atomic_write(dest, lambda p: p.write_bytes(body))
+    return dest
+
+@functools.lru_cache(maxsize=1)
+def _embedded_loader() -> str:
+    "JavaScript expression: a promise that defines `$3Dmol` from the gzip+base64 copy of the local 3Dmol.js it carries."
+    b64 = base64.b64encode(gzip.compress(threedmol_js().read_bytes(), 9, mtime=0)).decode()
+    return ("((typeof $3Dmol !== 'undefined') ? Promise.resolve() : (async function() {\n"
+            f"  var b = Uint8Array.from(atob('{b64}'), function(c) {{ return c.charCodeAt(0); }});\n"
+            "  var src = await new Response(new Blob([b]).stream().pipeThrough(new DecompressionStream('gzip'))).text();\n"
+            "  await loadScriptAsync(URL.createObjectURL(new Blob([src], {type: 'text/javascript'})));\n"
+            "})())")
+
+
+class View(py3Dmol.view):
+    "A py3Dmol view that never loads 3Dmol.js from the network: it embeds the local copy, or (book) uses the page's."
+    def _make_html(self):
+        html = super()._make_html()
+        call = f"loadScriptAsync('{_LOCAL_JS}')"
+        if call not in html: return html                           # book mode: the empty script, the page's $3Dmol
+        try: loader = _embedded_loader()
+        except RuntimeError as e:
+            warnings.warn(f"3D view not shown: {e}")
+            return (f'<div style="background:#fff3cd;color:black;padding:6px">3D view not shown: 3Dmol.js is not available '
+                    f'offline ({html_escape(str(e))})</div>')
+        return html.replace(call, loader, 1)
+    def _repr_html_(self): return self._make_html()            # text/html only (py3Dmol also publishes a loader MIME copy)
 
 def _view(**kw):
-    "A py3Dmol view whose script source follows `MOLBENCH_OFFLINE_JS`."
-    import py3Dmol
-    if os.environ.get(OFFLINE_JS_ENV): kw['js'] = OFFLINE_JS
-    return py3Dmol.view(**kw)
+    "A `View` whose 3Dmol.js is the page's (`MOLBENCH_OFFLINE_JS` set: the book) or the embedded local copy."
+    return View(js=OFFLINE_JS if os.environ.get(OFFLINE_JS_ENV) else _LOCAL_JS, **kw)
 
 def _np(a):
     if hasattr(a, 'detach'): a = a.detach().cpu()
@@ -113,15 +168,26 @@ def view_grid(items: Sequence,          # molecules (z, pos) / crystals (z, frac
 # %% ../nbs/02_viz.ipynb #455926b9
 PLOTLY_MIME = 'application/vnd.plotly.v1+json'
 
-def plotly_bundle(fig: go.Figure) -> dict:
-    "MIME bundle of `fig`: plotly JSON (JupyterLab) and an HTML div without plotly.js (the book serves plotly.min.js)."
+def plotly_bundle(fig: go.Figure,
+                  include_plotlyjs: bool = False):  # embed plotly.js in the HTML (offline pages without their own copy)
+    "MIME bundle of `fig`: plotly JSON (JupyterLab) and an HTML div, without plotly.js unless asked (the book serves plotly.min.js)."
     return {PLOTLY_MIME: json.loads(fig.to_json()),
-            'text/html': fig.to_html(include_plotlyjs=False, full_html=False)}
+            'text/html': fig.to_html(include_plotlyjs=bool(include_plotlyjs), full_html=False)}
+
+_PLOTLY = {'js_shown': False}   # has this kernel session displayed plotly.js yet?
+
+def show_bundle(fig: go.Figure) -> dict:
+    "The bundle `show` displays: in the book (`MOLBENCH_OFFLINE_JS`) without plotly.js, elsewhere with it in the session's first figure."
+    first = not os.environ.get(OFFLINE_JS_ENV) and not _PLOTLY['js_shown']
+    b = plotly_bundle(fig, include_plotlyjs=first)
+    if first: _PLOTLY['js_shown'] = True
+    return b
 
 def show(fig: go.Figure):
-    "Display `fig` as a two-representation MIME bundle (see `plotly_bundle`)."
+    "Display `fig` as a two-representation MIME bundle (see `show_bundle`)."
     from IPython.display import display
-    display(plotly_bundle(fig), raw=True)
+    display(show_bundle(fig), raw=True)
+
 
 # %% ../nbs/02_viz.ipynb #970b302c
 COLORS = {'generated': '#1f77b4', 'reference': '#ff7f0e', 'ID': '#1f77b4', 'OOD': '#ff7f0e'}
@@ -202,3 +268,180 @@ def parity_plot(y_true, y_pred,                       # (n,) targets and predict
     u = f' ({unit})' if unit else ''
     fig.update_layout(xaxis_title=f'true {name}{u}', yaxis_title=f'predicted {name}{u}', template='plotly_white', title=title or None)
     return fig
+
+# %% ../nbs/02_viz.ipynb #a84a91d6
+def short_unit(desc: str) -> str:
+    "The unit of a metric from its `METRIC_UNITS` / `CRYSTAL_METRIC_UNITS` description: 'fraction', 'count', 's', 'Å', ... or ''."
+    d = desc.lower()
+    if d.startswith('bool'): return 'yes/no'
+    if d.startswith('dict'): return 'count' if 'count' in d else ''
+    if d.startswith('count'): return 'count'
+    if d.startswith('fraction') or '[0, 1]' in d: return 'fraction'
+    if d.endswith(', s') or d.endswith(' s') or ', s (' in d: return 's'
+    for u in ('kcal/mol', 'g/mol', 'g/cm³', 'Å', 'degrees'):
+        if u.lower() in d: return '°' if u == 'degrees' else u
+    if d.endswith(', atoms'): return 'atoms'
+    return ''
+
+def fmt_value(v) -> str:
+    "A metric value as a reader wants it: integers with separators, floats to 4 significant digits, dicts as 'key: value' lists."
+    if isinstance(v, (bool, np.bool_)): return 'yes' if v else 'no'
+    if isinstance(v, (int, np.integer)): return f'{int(v):,}'
+    if isinstance(v, (float, np.floating)): return f'{float(v):,.4g}' if abs(v) >= 1e-3 or v == 0 else f'{float(v):.3g}'
+    if isinstance(v, dict): return ', '.join(f'{k}: {fmt_value(x)}' for k, x in v.items()) or 'none'
+    if isinstance(v, (list, tuple)): return ', '.join(map(fmt_value, v)) or 'none'
+    return str(v)
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, (float, np.floating)) and not np.isfinite(v))
+
+def fmt_seconds(s) -> str:
+    "A duration for a sentence: '0.29 s', '2 min 5 s', '1 h 3 min'."
+    s = float(s)
+    if s < 60: return f'{s:.2g} s' if s < 10 else f'{s:.0f} s'
+    if s < 3600: return f'{int(s // 60)} min {int(s % 60)} s'
+    return f'{int(s // 3600)} h {int(s % 3600 // 60)} min'
+
+def kv_table(d: dict,      # a flat dict: parameters, a summary
+             cols: int = 1  # (name, value) column pairs side by side
+            ) -> pd.DataFrame:
+    "A dict as a table of formatted values, optionally folded into `cols` side-by-side (name, value) pairs."
+    items = [(str(k), fmt_value(v)) for k, v in d.items()]
+    if cols <= 1: return pd.DataFrame({'value': [v for _, v in items]}, index=pd.Index([k for k, _ in items], name='name'))
+    rows = -(-len(items) // cols)
+    items += [('', '')] * (rows * cols - len(items))
+    out = {}
+    for c in range(cols):
+        part = items[c * rows:(c + 1) * rows]
+        out[('name', c)] = [k for k, _ in part]; out[('value', c)] = [v for _, v in part]
+    df = pd.DataFrame(out)
+    df.columns = ['name' if a == 'name' else 'value' for a, _ in df.columns]
+    return df
+
+METRIC_GROUPS = {  # the table group of each molbench.metrics name (molecules and crystals); unlisted names go to 'other'
+    'quality': ('atom_stability', 'mol_stability', 'validity', 'validity_rdkit_bonds', 'uniqueness', 'vxu', 'novelty',
+                'novelty_fragment_ref', 'posebusters_pass', 'strain_pass', 'strain_median', 'struct_validity',
+                'comp_validity', 'validity_struct_comp', 'match_rate', 'rmse'),
+    'distribution': ('fcd', 'coverage_recall', 'coverage_precision', 'w1_n_atoms', 'w1_bond_length', 'w1_bond_angle',
+                     'w1_qed', 'w1_sa', 'w1_logp', 'w1_mw', 'qed_mean', 'sa_mean', 'logp_mean', 'mw_mean',
+                     'cov_recall', 'cov_precision', 'cov_recall_joint', 'cov_precision_joint', 'amsd_recall',
+                     'amsd_precision', 'amcd_recall', 'amcd_precision', 'w1_density', 'w1_n_elements'),
+    'counts': ('n_samples', 'n_invalid_input', 'invalid_reasons', 'comp_invalid_reasons', 'n_posebusters',
+               'posebusters_not_run', 'n_strain', 'n_reference', 'n_reference_fingerprint_failed', 'fingerprints_computed',
+               'n_fingerprint_failed', 'fingerprint_failures', 'fingerprint_timeout_s', 'fingerprint_mode', 'w1_n_samples',
+               'w1_cdvae_protocol', 'n_csp_reference_invalid'),
+    'timing': ('seconds', 'fingerprint_seconds'),
+}
+GROUP_ORDER = ('quality', 'distribution', 'training', 'counts', 'timing', 'other')
+
+CHECKS = {  # the runner's own checks (results['checks']): name → (shown as, group, description with unit)
+    'frac_finite': ('frac_finite', 'quality', 'fraction of generated structures with finite coordinates (and lattice), [0, 1]'),
+    'mean_atoms': ('mean_atoms', 'distribution', 'mean atoms per generated structure, atoms'),
+    'mean_atoms_data': ('mean_atoms_data', 'distribution', 'mean atoms per training structure, atoms'),
+    'atom_count_tv': ('atom_count_tv', 'distribution', 'total-variation distance of atom counts, generated vs training, [0, 1]'),
+    'element_tv': ('element_tv', 'distribution', 'total-variation distance of element frequencies, generated vs training, [0, 1]'),
+    'lattice_mean': ('lattice_mean', 'distribution', 'mean lattice a, b, c (Å) and α, β, γ (°) of the finite samples'),
+    'lattice_mean_data': ('lattice_mean_data', 'distribution', 'mean lattice a, b, c (Å) and α, β, γ (°) of the training data'),
+    'n_samples': ('n_generated', 'counts', 'count of structures generated'),
+    'n_finite': ('n_finite', 'counts', 'count of finite structures: the ones the metrics evaluate'),
+    'nonfinite_ids': ('nonfinite_ids', 'counts', 'indices of the structures with non-finite values'),
+}
+TRAIN_UNITS = {  # the trainer's summary (results['train'] and ['sampling'])
+    'steps': 'count of optimiser steps taken', 'stopped': 'why training stopped (max_steps, max_minutes)',
+    'bad_steps': 'count of steps skipped for a non-finite loss or gradient', 'samples_seen': 'count of training structures seen',
+    'final_loss': 'training loss of the last logged step', 'nfe': 'count of network evaluations per sample',
+}
+
+def _metric_units(metrics: dict) -> dict:
+    "The unit descriptions of these metrics: the crystal ones (CDVAE) or the molecule ones (EDM)."
+    from molbench.metrics import METRIC_UNITS, CRYSTAL_METRIC_UNITS
+    return CRYSTAL_METRIC_UNITS if 'struct_validity' in metrics else METRIC_UNITS
+
+def _group_of(name: str) -> str:
+    return next((g for g, names in METRIC_GROUPS.items() if name in names), 'other')
+
+def metrics_table(results: dict) -> pd.DataFrame:
+    "The computed numbers of a run's results (`finish_run` / `read_run`) grouped quality / distribution / training / counts / timing, with unit and meaning; NaNs left out (see `not_computed`)."
+    metrics, rows, later = results.get('metrics') or {}, [], []
+    units = _metric_units(metrics)
+    add = lambda g, name, v, desc: rows.append((g, name, fmt_value(v), short_unit(desc), desc)) if not _missing(v) else None
+    for k, v in metrics.items():
+        if k in ('notes', 'timings'): continue
+        if _group_of(k) == 'timing': later.append((k, v)); continue     # after the run's own timings
+        add(_group_of(k), k, v, units.get(k, ''))
+    for k, v in (results.get('checks') or {}).items():
+        if k not in CHECKS or (k == 'nonfinite_ids' and not v): continue
+        name, g, desc = CHECKS[k]
+        add(g, name, v, desc)
+    for part in ('train', 'sampling'):
+        for k, v in (results.get(part) or {}).items(): add('training', k, v, TRAIN_UNITS.get(k, ''))
+    t = results.get('timing') or {}
+    for stage, label in (('train', 'training'), ('sampling', 'sampling')):
+        d = t.get(stage) or {}
+        if 'elapsed_s' in d: add('timing', label, d['elapsed_s'], f'{label} wall time, s')
+        if 'sampling_s' in d: add('timing', label, d['sampling_s'], f'{label} wall time, s')
+        if 'samples_per_s' in d: add('timing', f'{label} throughput', d['samples_per_s'], f'{label} throughput, structures/s')
+    m = t.get('metrics') or {}
+    if 'seconds' in m: add('timing', 'metrics', m['seconds'], units.get('seconds', 'wall time of the evaluation, s'))
+    for k, v in (m.get('timings') or {}).items(): add('timing', f'metrics: {k}', v, f'evaluation stage {k}, wall time, s')
+    for k, v in later: add('timing', k, v, units.get(k, ''))
+    df = pd.DataFrame(rows, columns=['group', 'metric', 'value', 'unit', 'meaning'])
+    df['unit'] = df.unit.where(~df.meaning.str.contains('structures/s'), 'structures/s')
+    df['group'] = pd.Categorical(df.group, [g for g in GROUP_ORDER if g in set(df.group)], ordered=True)
+    return df.sort_values('group', kind='stable').set_index(['group', 'metric'])
+
+def not_computed(results: dict) -> pd.DataFrame:
+    "The metrics a run left NaN (or did not compute at all), each with the reason its `notes` give, else what is known."
+    m = results.get('metrics')
+    if results.get('metrics_error'): return pd.DataFrame({'reason': [results['metrics_error']]}, index=pd.Index(['all metrics'], name='metric'))
+    if m is None: return pd.DataFrame({'reason': ['the run did not compute the metrics (metrics=False)']}, index=pd.Index(['all metrics'], name='metric'))
+    notes = m.get('notes') or {}
+    n, valid = m.get('n_samples'), m.get('validity')
+    rows = {}
+    for k, v in m.items():
+        if k in ('notes', 'timings') or not _missing(v): continue
+        why = notes.get(k) or next((notes[g] for g in notes if k.startswith(g + '_')), None)
+        if why is None and not _missing(valid) and valid == 0:
+            why = f'no reason in notes; it is computed over valid samples and none of the {n} evaluated is valid'
+        rows[k] = why or 'no reason in notes'
+    return pd.DataFrame({'reason': list(rows.values())}, index=pd.Index(list(rows), name='metric'))
+
+def other_notes(results: dict) -> dict:
+    "The `notes` of a run's metrics that explain how a computed metric was computed (not why one is missing)."
+    m = results.get('metrics') or {}
+    missing = set(not_computed(results).index)
+    return {k: v for k, v in (m.get('notes') or {}).items() if k not in missing}
+
+def run_summary(results: dict,                  # finish_run / read_run's dict
+                split: str | None = None,       # the split trained on
+                n_train: int | None = None,     # structures trained on
+               ) -> str:
+    "One sentence (Markdown): what the run trained, on what, for how long, and what sampling and evaluation took."
+    tr, t = results.get('train') or {}, results.get('timing') or {}
+    on = results['dataset'] + (f' ({split} split' + (f', {n_train:,} structures)' if n_train else ')') if split else '')
+    steps = tr.get('steps')
+    how = '' if tr.get('stopped') in (None, 'max_steps') else f", stopped early ({tr['stopped']})"
+    s = (f"Trained **{results['arch']}** ({results['n_params']:,} parameters) with **{results['gen']}** on **{on}** for "
+         f"{steps:,} steps{how}")
+    if (t.get('train') or {}).get('elapsed_s') is not None: s += f" in {fmt_seconds(t['train']['elapsed_s'])}"
+    s += f" on {results.get('device', '?')}"
+    n = (results.get('checks') or {}).get('n_samples')
+    samp = (t.get('sampling') or {}).get('sampling_s')
+    if n is not None:
+        s += f"; sampled {n:,} structures at {(results.get('sampling') or {}).get('nfe', '?')} NFE"
+        if samp is not None: s += f" in {fmt_seconds(samp)}"
+    ms = (t.get('metrics') or {}).get('seconds')
+    if ms is not None: s += f"; the metrics took {fmt_seconds(ms)}"
+    return s + '.'
+
+def show_results(results: dict, split: str | None = None, n_train: int | None = None):
+    "Display a run's results: the `run_summary` sentence, the grouped `metrics_table`, what was not computed and why, the notes."
+    from IPython.display import display, Markdown
+    display(Markdown(run_summary(results, split, n_train)))
+    display(metrics_table(results))
+    nc = not_computed(results)
+    if len(nc):
+        display(Markdown(f"**Not computed** ({len(nc)}):\n\n" + '\n'.join(f'- `{k}`: {r}' for k, r in nc.reason.items())))
+    notes = other_notes(results)
+    if notes: display(Markdown('**Notes**:\n\n' + '\n'.join(f'- `{k}`: {v}' for k, v in notes.items())))
+

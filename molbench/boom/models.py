@@ -4,23 +4,28 @@
 
 # %% ../../nbs/boom/50_models.ipynb #9d3660cf
 from __future__ import annotations
-import copy, time, warnings
+import copy, math, time, warnings
 from dataclasses import dataclass, field, replace, asdict
 from functools import lru_cache
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn, Tensor
+from torch.utils.data import DataLoader, DistributedSampler
 
 from ..core import PROPERTY_MODELS, set_seed, get_device
+from ..training.trainer import Trainer, TrainConfig, dist_info
+from ..training.distributed import broadcast
 
 # %% auto #0
 __all__ = ['DESCRIPTOR_NAMES', 'N_MORGAN', 'ATOM_SYMBOLS', 'N_ATOM_FEATURES', 'N_BOND_FEATURES', 'Normaliser', 'carve_validation',
            'parse_smiles', 'descriptor_features', 'atom_features', 'bond_features', 'GraphFeatures', 'mol_graph',
            'graphs_to_pyg', 'embed_3d', 'geometry_of', 'with_geometry', 'radius_edges', 'encode_geometry',
-           'collate_geometry', 'mean_pool', 'BaseConfig', 'PropertyModel', 'TorchConfig', 'TrainClock', 'TrainingLoop',
-           'to_device', 'TorchPropertyModel', 'RFConfig', 'RandomForestModel', 'MLPConfig', 'mlp', 'MLPModel']
+           'collate_geometry', 'mean_pool', 'BaseConfig', 'PropertyModel', 'TorchConfig', 'TrainClock', 'to_device',
+           'XYBatch', 'supervised_loader', 'supervised_train_config', 'EarlyStopper', 'train_supervised',
+           'TorchPropertyModel', 'RFConfig', 'RandomForestModel', 'MLPConfig', 'mlp', 'MLPModel']
 
 # %% ../../nbs/boom/50_models.ipynb #dc2908c4
 @dataclass
@@ -229,8 +234,12 @@ class PropertyModel:
                           f"{' …' if len(bad) > 10 else ''}")
         return ok
 
-    def fit(self, train_df: pd.DataFrame, val_df: pd.DataFrame | None = None) -> 'PropertyModel':
+    def fit(self, train_df: pd.DataFrame,         # training rows: id, smiles, y (+ z, pos for geometric families)
+            val_df: pd.DataFrame | None = None,  # early-stopping rows (None: carved from `train_df`)
+            run_dir=None                         # neural families: checkpoints + log.jsonl here; a rerun continues a killed run
+           ) -> 'PropertyModel':
         "Fit on `train_df` (validation carved from it when `val_df` is None); returns self."
+        self.run_dir = run_dir
         set_seed(self.config.seed)
         train_df = train_df[self.usable(train_df)].reset_index(drop=True)
         if self.uses_validation:
@@ -261,9 +270,9 @@ class PropertyModel:
 class TorchConfig(BaseConfig):
     "Training settings shared by the neural families."
     epochs: int = 100              # maximum passes over the training molecules
-    batch_size: int = 64           # molecules per optimisation step
-    lr: float = 1e-3               # AdamW learning rate
-    weight_decay: float = 0.0      # AdamW weight decay
+    batch_size: int = 64           # molecules per optimisation step (over all processes under torchrun)
+    lr: float = 1e-3               # AdamW learning rate (constant)
+    weight_decay: float = 0.0      # AdamW weight decay (on weight matrices; biases and norms get none)
     patience: int = 10             # epochs without validation improvement before stopping
     max_steps: int | None = None   # hard cap on optimisation steps (smoke runs); None = no cap
     max_minutes: float | None = None  # wall-clock budget of the supervised loop (the `cpu` profile's rule); None = none
@@ -277,32 +286,6 @@ class TrainClock:
     def seconds(self) -> float: return time.monotonic() - self.t0
     def over(self) -> bool: return self.minutes is not None and self.seconds > 60 * self.minutes
 
-class TrainingLoop:
-    "Bookkeeping shared by every supervised loop: step and time caps, best weights by validation loss, patience, why it stopped."
-    def __init__(self, cfg: TorchConfig):
-        self.cfg, self.clock = cfg, TrainClock(cfg.max_minutes)
-        self.best, self.best_state, self.bad, self.step, self.history = np.inf, None, 0, 0, []
-        self.stop_reason = 'epochs'       # 'epochs' until a cap or patience ends training first
-    def after_step(self) -> bool:
-        "Count one optimiser step; True when the epoch must end now (step cap or time budget reached)."
-        self.step += 1
-        if self.cfg.max_steps is not None and self.step >= self.cfg.max_steps: self.stop_reason = 'max_steps'
-        elif self.clock.over(): self.stop_reason = 'time'
-        return self.stop_reason != 'epochs'
-    def after_epoch(self, net: nn.Module, val: float, **record) -> bool:
-        "Log the epoch (`record`: e.g. its training loss), keep `net`'s best weights by `val`; True when training must stop."
-        self.history.append({'epoch': len(self.history), 'step': self.step, **record, 'val_mse': val,
-                             'seconds': self.clock.seconds})
-        if val < self.best: self.best, self.best_state, self.bad = val, copy.deepcopy(net.state_dict()), 0
-        else: self.bad += 1
-        if self.bad >= self.cfg.patience and self.stop_reason == 'epochs': self.stop_reason = 'patience'
-        return self.stop_reason != 'epochs'
-    def finish(self, model, net: nn.Module):
-        "Restore the best weights into `net`; record history, epochs_run, stop_reason and train_seconds on `model`."
-        if self.best_state is not None: net.load_state_dict(self.best_state)
-        model.history, model.epochs_run = self.history, len(self.history)
-        model.stop_reason, model.train_seconds = self.stop_reason, self.clock.seconds
-
 def to_device(obj, dev):
     "Move tensors (also inside dicts, lists, tuples and PyG batches) to `dev`."
     if hasattr(obj, 'to') and not isinstance(obj, (dict, list, tuple)): return obj.to(dev)
@@ -310,48 +293,138 @@ def to_device(obj, dev):
     if isinstance(obj, (list, tuple)): return type(obj)(to_device(v, dev) for v in obj)
     return obj
 
+@dataclass
+class XYBatch:
+    "A supervised batch: a family's collated inputs and their normalised targets; `len` counts molecules."
+    x: Any     # what the family's `collate` returned
+    y: Tensor  # (B,) float32 normalised targets
+    def __len__(self) -> int: return len(self.y)
+    def to(self, device) -> 'XYBatch': return XYBatch(to_device(self.x, device), self.y.to(device))
+
+class _CollateXY:
+    "Collate (item, y) rows into an `XYBatch` with the family's `collate` (a class, so the loader stays picklable)."
+    def __init__(self, collate): self.collate = collate
+    def __call__(self, rows) -> XYBatch:
+        return XYBatch(self.collate([r[0] for r in rows]), torch.tensor([r[1] for r in rows], dtype=torch.float32))
+
+def supervised_loader(items: list,        # one encoded item per training molecule
+                      y,                  # (n,) normalised targets
+                      collate: Callable,  # collate(list of items) -> the family's batch
+                      batch_size: int,    # molecules per step over all processes (a batch larger than the data is the data)
+                      seed: int = 0       # seeds the per-epoch shuffle (with the epoch)
+                     ) -> DataLoader:
+    "This process's share of shuffled `XYBatch`es through a `DistributedSampler` (everything without a process group)."
+    rank, world = dist_info()
+    y = np.asarray(y, dtype=np.float32).reshape(-1)
+    if len(items) != len(y): raise ValueError(f"{len(items)} training items but {len(y)} targets")
+    if batch_size % world:
+        raise ValueError(f"batch_size {batch_size} is the batch over all {world} processes, so it must be divisible by {world}")
+    per = min(batch_size, len(items)) // world
+    if per < 1: raise ValueError(f"{len(items)} training molecules cannot give each of {world} processes a batch")
+    rows = list(zip(items, y.tolist()))
+    sampler = DistributedSampler(rows, num_replicas=world, rank=rank, shuffle=True, seed=seed)
+    return DataLoader(rows, batch_size=per, sampler=sampler, collate_fn=_CollateXY(collate))
+
+def supervised_train_config(cfg: TorchConfig,      # the family's settings
+                            steps_per_epoch: int   # batches per epoch on this process
+                           ) -> TrainConfig:
+    "The `Trainer` settings of a BOOM family: constant AdamW lr, no EMA, clipping, one validation, log row and checkpoint an epoch."
+    total = cfg.epochs * steps_per_epoch
+    if cfg.max_steps is not None: total = min(total, cfg.max_steps)
+    minutes = None if cfg.max_minutes is None else max(cfg.max_minutes, 1e-9)   # 0: spent before the first step
+    return TrainConfig(max_steps=max(1, total), max_minutes=minutes, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_steps=0,
+                       min_lr_ratio=1.0, grad_clip=cfg.grad_clip or None, ema_decay=0.0, ema_warmup=False,
+                       ckpt_every=steps_per_epoch, log_every=steps_per_epoch, eval_every=steps_per_epoch, seed=cfg.seed,
+                       device=cfg.device, progress=False, ddp_find_unused=True)
+
+class EarlyStopper:
+    "`eval_fn` of a supervised `Trainer`: validate, keep the best weights and patience in `trainer.meta` (so in every checkpoint), stop when patience runs out."
+    key = 'early_stopping'   # where the state lives in `trainer.meta`
+    def __init__(self, val_fn: Callable,          # val_fn(model) -> validation MSE (normalised units); model in eval mode
+                 patience: int,                   # validations without improvement before stopping
+                 train_name: str = 'train_mse'    # name of the epoch's mean training loss in `history`
+                ):
+        self.val_fn, self.patience, self.train_name, self.trainer = val_fn, patience, train_name, None
+
+    @property
+    def state(self) -> dict:
+        "best, best_state, bad, history, stopped: this run's, restored with its checkpoint."
+        return self.trainer.meta.setdefault(self.key, {'best': math.inf, 'best_state': None, 'bad': 0, 'history': [], 'stopped': None})
+
+    def __call__(self, model: nn.Module, step: int) -> dict:
+        s, T = self.state, self.trainer
+        if s['history'] and s['history'][-1]['step'] == step: return {'val_mse': s['history'][-1]['val_mse']}  # validated already
+        val = float(broadcast(float(self.val_fn(model))))          # rank 0's value: every process takes the same decision
+        rows = [r for r in T.logger.rows if r.get('kind') == 'train' and r['step'] == step]
+        s['history'].append({'epoch': len(s['history']), 'step': step, self.train_name: rows[-1]['loss'] if rows else None,
+                             'val_mse': val, 'seconds': rows[-1]['elapsed_s'] if rows else T.elapsed_s})
+        if val < s['best']: s.update(best=val, bad=0, best_state={k: v.detach().clone() for k, v in model.state_dict().items()})
+        else: s['bad'] += 1
+        if s['bad'] >= self.patience: s['stopped'] = 'patience'; T.request_stop('patience')
+        return {'val_mse': val}
+
+def train_supervised(owner,                 # the PropertyModel: gets history, epochs_run, stop_reason, train_seconds, device
+                     net: nn.Module,        # the network to train
+                     loss_fn: Callable,     # loss_fn(net, XYBatch) -> (loss, parts), as `Trainer` takes it
+                     loader,                # `supervised_loader(...)`
+                     val_fn: Callable,      # val_fn(model) -> validation MSE
+                     cfg: TorchConfig,      # epochs, lr, patience, caps
+                     run_dir=None,          # checkpoints + log.jsonl (None: nothing written); rerun it to continue a killed run
+                     train_name: str = 'train_mse'  # history key of the epoch's training loss
+                    ) -> nn.Module:
+    "Train `net` with `molbench.training.trainer.Trainer`, validating every epoch with early stopping; returns it with the best weights."
+    spe = len(loader)
+    stopper = EarlyStopper(val_fn, cfg.patience, train_name)
+    T = stopper.trainer = Trainer(net, loss_fn, loader, supervised_train_config(cfg, spe), run_dir=run_dir, eval_fn=stopper,
+                                  meta={'family': owner.name})
+    owner.device = T.device
+    T.continue_run()                                           # a rerun in the same folder continues where it stopped
+    summary = T.fit() if stopper.state['stopped'] is None else None
+    if not stopper.state['history']: T.evaluate()               # no step taken (a spent budget): the initial weights are validated
+    s = stopper.state
+    if s['stopped'] is None:                                    # record the end, so a rerun of a finished run trains nothing
+        s['stopped'] = ('time' if summary['stopped'] == 'max_minutes' else
+                        'epochs' if T.step >= cfg.epochs * spe else 'max_steps')
+        T.save()
+    if s['best_state'] is not None: T.model.load_state_dict(s['best_state'])
+    owner.history, owner.epochs_run = [dict(h) for h in s['history']], len(s['history'])
+    owner.stop_reason, owner.train_seconds = s['stopped'], T.elapsed_s
+    T.logger.close()
+    return T.model
+
 class TorchPropertyModel(PropertyModel):
-    "A property model trained by the shared AdamW / early-stopping loop."
+    "A property model trained by `molbench.training.trainer.Trainer`: MSE on normalised targets, early stopping, best weights."
     config_cls = TorchConfig
 
     def encode(self, df: pd.DataFrame) -> list: raise TypeError(f"{type(self).__name__} must define encode")
     def collate(self, items: list): raise TypeError(f"{type(self).__name__} must define collate")
     def build(self, items: list) -> nn.Module: raise TypeError(f"{type(self).__name__} must define build")
 
-    def _batches(self, items, y=None, shuffle=False, rng=None):
-        idx = rng.permutation(len(items)) if shuffle else np.arange(len(items))
+    def _batches(self, items):
         bs = self.config.batch_size
-        for s in range(0, len(idx), bs):
-            j = idx[s:s + bs]
-            b = to_device(self.collate([items[k] for k in j]), self.device)
-            yield b, (None if y is None else torch.as_tensor(y[j], dtype=torch.float32, device=self.device))
+        for s in range(0, len(items), bs): yield to_device(self.collate(items[s:s + bs]), self.device)
 
     @torch.no_grad()
-    def _forward_all(self, items) -> np.ndarray:
-        self.net.eval()
-        out = [self.net(b).float().reshape(-1).cpu() for b, _ in self._batches(items)]
+    def _forward_all(self, items, net: nn.Module | None = None) -> np.ndarray:
+        net = self.net if net is None else net
+        was = net.training; net.eval()
+        out = [net(b).float().reshape(-1).cpu() for b in self._batches(items)]
+        net.train(was)
         return torch.cat(out).numpy() if out else np.zeros(0)
+
+    def loss(self, net: nn.Module, b: XYBatch):
+        "MSE of the network's (B,) predictions on normalised targets: (loss, parts) for `Trainer`."
+        return nn.functional.mse_loss(net(b.x).reshape(-1).float(), b.y), {}
 
     def _fit(self, train_df, y_train, val_df, y_val):
         cfg = self.config
-        self.device = get_device(cfg.device)
         items, vitems = self.encode(train_df), self.encode(val_df)
         torch.manual_seed(cfg.seed)
-        self.net = self.build(items).to(self.device)
-        opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        rng = np.random.default_rng(cfg.seed)
-        loop = TrainingLoop(cfg)          # history: per epoch, train and validation MSE (normalised units)
-        for epoch in range(cfg.epochs):
-            self.net.train(); tl = []
-            for b, yb in self._batches(items, y_train, shuffle=True, rng=rng):
-                loss = nn.functional.mse_loss(self.net(b).reshape(-1).float(), yb)
-                opt.zero_grad(); loss.backward()
-                nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)
-                opt.step(); tl.append(loss.item())
-                if loop.after_step(): break           # step cap or time budget: the cut epoch is still validated
-            val = float(np.mean((self._forward_all(vitems) - y_val) ** 2))
-            if loop.after_epoch(self.net, val, train_mse=float(np.mean(tl))): break
-        loop.finish(self, self.net)
+        net = self.build(items)
+        self.device = get_device(cfg.device)
+        val_fn = lambda model: float(np.mean((self._forward_all(vitems, model) - y_val) ** 2))
+        self.net = train_supervised(self, net, self.loss, supervised_loader(items, y_train, self.collate, cfg.batch_size, cfg.seed),
+                                    val_fn, cfg, getattr(self, 'run_dir', None))
 
     def _predict(self, df): return self._forward_all(self.encode(df))
 

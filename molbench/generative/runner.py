@@ -17,13 +17,14 @@ import yaml
 import molbench
 from ..core import (ARCHS, GENS, DATASETS, Batch, UnknownNameError, check_choice, set_seed, get_device, write_json,
                            write_text, read_json, atomic_write, element_symbol, atomic_number, lattice_to_params)
-from ..training.trainer import Trainer, TrainConfig, AMP_MODES, fault_point, writing, atomic_torch_save
+from ..training.trainer import Trainer, TrainConfig, AMP_MODES, fault_point, writing, atomic_torch_save, preserved_rng
 
 # %% auto #0
 __all__ = ['DATA_MODULES', 'PARAM_NAMES', 'PARAMS_DIR', 'RESULTS', 'TIMING', 'TIMING_KEYS', 'register_all', 'RunParams',
            'profile_path', 'load_profile', 'train_config', 'dataset_path', 'dataset_label', 'dataset_periodic',
            'validate_params', 'resolve_params', 'RunData', 'data_statistics', 'build_data', 'build_model',
-           'build_process', 'make_run_dir', 'build_trainer', 'concat_batches', 'generate', 'structures', 'finite_ids',
+           'build_process', 'make_run_dir', 'build_trainer', 'load_split', 'validation_split', 'validation_loss',
+           'attach_compute', 'final_validation', 'concat_batches', 'generate', 'structures', 'finite_ids',
            'distribution_checks', 'evaluate_samples', 'edm_molecules', 'write_samples', 'training_curve', 'same_run',
            'existing_run_dir', 'start_run', 'read_run', 'finish_run', 'run']
 
@@ -83,6 +84,9 @@ class RunParams:
     nfe: int = 50                       # network evaluations per generated batch
     sample_batch_size: int = 100        # structures generated at once
     metrics: bool = True                # compute molbench.metrics' EDM / CDVAE metrics (the run's own checks always run)
+    n_val: int = 1000                   # validation structures of the deterministic validation loss, evaluated at every checkpoint (0: off)
+    flops: bool = True                  # count training and sampling FLOPs (torch FlopCounterMode, cached) into metrics.json
+    scaling_log: str | None = None      # a ScalingLawTracker JSONL that every checkpoint appends (N, D, C, validation loss) to
     n_reference: int = 1000             # first n training structures used as the metrics' reference (W1, FCD, coverage, novelty)
     device: str = 'auto'                # 'auto' | 'cpu' | 'cuda' | 'mps'
     run_dir: str | None = None          # output folder (None: <runs_root>/<dataset>-<arch>-<gen>-<timestamp>); the same run continues in it
@@ -129,6 +133,7 @@ def train_config(p: RunParams) -> TrainConfig:
     return TrainConfig(max_steps=p.steps, max_minutes=p.minutes or None, lr=p.lr, weight_decay=p.weight_decay,
                        warmup_steps=p.warmup_steps, grad_clip=p.grad_clip, accum_steps=p.accum_steps,
                        ema_decay=p.ema_decay, amp=p.amp, ckpt_every=p.ckpt_every, log_every=p.log_every, seed=p.seed,
+                       eval_every=p.ckpt_every if p.n_val else 0,
                        device=p.device, progress=p.progress)
 
 def dataset_path(dataset) -> Path | None:
@@ -275,6 +280,73 @@ def build_trainer(p: RunParams, model, process, data: RunData, run_dir) -> Train
                 meta={'params': asdict(p), 'vocab': list(data.vocab), 'n_atoms_hist': data.n_atoms_hist})
     t.continue_run(p.resume)
     return t
+
+# %% ../../nbs/generative/41_runner.ipynb #a09ba757
+def load_split(p: RunParams, split: str, n: int | None = None):
+    "Structures of split `split` of the run's data set (own files: their seeded split), the first `n`."
+    path = dataset_path(p.dataset)
+    if path is not None:
+        from molbench.data.files import load_file
+        return load_file(path, split=split, n=n, progress=False)
+    kw = {'progress': False} if p.dataset != 'qm9' else {}
+    return _get(DATASETS, p.dataset)(split=split, n=n, **kw)
+
+def validation_split(p: RunParams) -> str | None:
+    "The split of the validation loss: 'val', or 'test' when the run trains on 'val'; None for runs on a whole file."
+    return None if p.split == 'all' else ('test' if p.split == 'val' else 'val')
+
+def validation_loss(p: RunParams,
+                    vocab=None,   # the model's elements: validation structures with others are left out (and counted)
+                   ) -> tuple:
+    "(ValidationLoss on the first `p.n_val` structures of the validation split, its split), or (None, why not)."
+    from molbench.generative.scaling import ValidationLoss
+    split = validation_split(p)
+    if not p.n_val: return None, 'n_val=0'
+    if split is None: return None, "the run trains on the whole file (split='all'): no validation split"
+    try: ds = load_split(p, split, p.n_val)
+    except Exception as e: return None, f"no {split!r} split: {type(e).__name__}: {e}"
+    recs = [ds[i] for i in range(len(ds))]
+    if vocab is not None:
+        v = {int(a) for a in vocab}
+        recs = [r for r in recs if {int(a) for a in np.asarray(r.z).ravel()} <= v]
+    if not recs: return None, f"the {split!r} split has no structures (of the model's elements {tuple(vocab or ())})"
+    vl = ValidationLoss.from_dataset(recs, n=len(recs), batch_size=p.sample_batch_size, seed=p.seed)
+    vl.n_left_out = len(ds) - len(recs)
+    return vl, split
+
+def attach_compute(p: RunParams, trainer: Trainer, model, process, data: RunData, run_dir) -> dict:
+    "Count the run's FLOPs and give `trainer` an `eval_fn` with the validation loss (and the tracker records); returns the bookkeeping dict."
+    from molbench.generative.flops import flops_report
+    from molbench.generative.scaling import ScalingLawTracker, loss_signature
+    book = {'flops': None, 'validation': None, 'notes': {}}
+    if p.flops:
+        book['flops'] = flops_report(model, process, data.dataset, p.batch_size, p.nfe, n_samples=p.n_samples,
+                                     n_atoms_hist=data.n_atoms_hist, sample_batch_size=p.sample_batch_size, seed=p.seed)
+    vl, split = validation_loss(p, data.vocab)
+    if vl is None: book['notes']['validation'] = split; return book
+    per_mol = book['flops']['train_flops_per_molecule'] if book['flops'] else None
+    tracker = ScalingLawTracker(p.scaling_log) if p.scaling_log else None
+    if tracker is not None and per_mol is None: raise ValueError("scaling_log needs flops=True (C, the FLOPs, is a record field)")
+    info = {'arch': p.arch, 'gen': p.gen, 'dataset': p.dataset, 'seed': p.seed, 'n_train': len(data.dataset),
+            'loss_signature': loss_signature(process)}
+    def eval_fn(ema_model, step):
+        r = vl(ema_model, process)
+        D = trainer.samples_seen
+        r.update({'train_molecules': D, 'train_flops': per_mol * D if per_mol is not None else None})
+        if tracker is not None and trainer.is_main:
+            tracker.record(Path(run_dir).name, step, N=book['flops']['n_params_non_embedding'], D=D, C=per_mol * D,
+                           val_loss=r['val_loss'], **info)
+        book['validation'] = {'split': split, 'n': vl.n, 'n_left_out': vl.n_left_out, 'step': step, **r}
+        return r
+    trainer.eval_fn = eval_fn
+    return book
+
+def final_validation(trainer: Trainer, book: dict) -> dict | None:
+    "The validation loss at the trainer's last step: the one logged there, or (a run resumed after its training ended) evaluated again, unlogged."
+    if trainer.eval_fn is None: return book.get('validation')
+    if (book.get('validation') or {}).get('step') != trainer.step:
+        with preserved_rng(), torch.no_grad(): trainer.eval_fn(trainer.ema.model, trainer.step)   # deterministic: the same value
+    return book['validation']
 
 # %% ../../nbs/generative/41_runner.ipynb #436d96b3
 def concat_batches(bs: list[Batch]) -> Batch:
@@ -472,7 +544,9 @@ def read_run(run_dir) -> dict:
     d = Path(run_dir)
     return {'run_dir': str(d), **read_json(d / RESULTS), 'timing': read_json(d / TIMING) if (d / TIMING).exists() else {}}
 
-def finish_run(out, p: RunParams, data: RunData, trainer: Trainer, samples: Batch, timing: dict) -> dict:
+def finish_run(out, p: RunParams, data: RunData, trainer: Trainer, samples: Batch, timing: dict,
+               book: dict | None = None,   # `attach_compute`'s FLOPs and last validation loss
+              ) -> dict:
     "Evaluate the samples; write the sample files, training_curve.json, timing.json and, last, metrics.json; returns `read_run`'s dict."
     out = Path(out)
     train = dict(trainer.summary or {})
@@ -485,6 +559,13 @@ def finish_run(out, p: RunParams, data: RunData, trainer: Trainer, samples: Batc
            'seed': p.seed,
            'n_params': sum(q.numel() for q in trainer.model.parameters()), 'device': str(trainer.device),
            'train': train, 'sampling': {'nfe': timing.get('nfe', p.nfe)}, **ev}
+    if book is not None:
+        fl = book.get('flops')
+        res['flops'] = {k: v for k, v in fl.items() if k != 'embedding_modules'} if fl else None
+        res['compute'] = {'train_molecules': trainer.samples_seen,
+                          'train_flops': fl['train_flops_per_molecule'] * trainer.samples_seen if fl else None,
+                          'sampling_flops': fl['sampling_flops'] if fl else None}
+        res['validation'] = book.get('validation') or {'note': book['notes'].get('validation', 'not evaluated')}
     res['files'] = write_samples(out, samples, data.periodic)
     _write_text(out / 'training_curve.json', training_curve(trainer.logger.rows).to_json())
     fault_point('results')                                           # test hook: a kill with the samples written, no metrics
@@ -522,7 +603,9 @@ def run(arch: str | None = None,         # backbone name (ARCHS)
     out = start_run(p, profile)                                      # a new folder, or this run's own to continue
     model, process = build_model(p, data), build_process(p, data)   # backbone, process
     trainer = build_trainer(p, model, process, data, out)            # resumes the folder's newest usable checkpoint
+    book = attach_compute(p, trainer, model, process, data, out)     # FLOPs; validation loss (and tracker) at checkpoints
     if trainer.step: print(f"{out}: continuing from step {trainer.step} of {p.steps}")
     trainer.fit()                                                    # train
+    final_validation(trainer, book)                                  # (a rerun after training ended has not logged it)
     samples, timing = generate(p, trainer.ema.model, process, data, trainer.device)  # sample with the EMA weights
-    return finish_run(out, p, data, trainer, samples, timing)       # evaluate, save
+    return finish_run(out, p, data, trainer, samples, timing, book)  # evaluate, save

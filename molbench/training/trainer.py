@@ -4,10 +4,11 @@
 
 # %% ../../nbs/training/40_trainer.ipynb #e46da22d
 from __future__ import annotations
-import contextlib, copy, csv, errno, io, json, math, os, random, signal, sys, time, warnings
+import contextlib, copy, csv, errno, io, json, math, netrc, os, random, signal, struct, sys, time, warnings, zlib
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 import numpy as np
 import torch
@@ -21,10 +22,12 @@ from ..core import atomic_write, sha256_file, set_seed, get_device, check_choice
 
 # %% auto #0
 __all__ = ['AMP_MODES', 'COMPILE_BACKENDS', 'FAULT_ENV', 'FAULT_POINTS', 'FAULT_RANK_ENV', 'CKPT_LAST', 'CKPT_PREV',
-           'TrainConfig', 'WarmupCosine', 'EMA', 'fault_point', 'DiskWriteError', 'writing', 'atomic_torch_save',
-           'CheckpointError', 'verify_checkpoint', 'save_checkpoint', 'load_checkpoint', 'remove_stale_temps',
-           'RunLogger', 'NonFiniteLossError', 'batch_len', 'rng_state', 'set_rng_state', 'preserved_rng',
-           'check_loader', 'dist_info', 'rank_seed', 'is_sharded', 'Trainer', 'deterministic_mode']
+           'WANDB_SETTINGS', 'WANDB_OFFLINE_SETTINGS', 'WANDB_OFFLINE_ENV', 'WANDB_LOG_HEADER', 'TrainConfig',
+           'WarmupCosine', 'EMA', 'fault_point', 'DiskWriteError', 'writing', 'atomic_torch_save', 'CheckpointError',
+           'verify_checkpoint', 'save_checkpoint', 'load_checkpoint', 'remove_stale_temps', 'wandb_login_found',
+           'wandb_mode', 'env_vars', 'RunLogger', 'tensorboard_scalars', 'wandb_history', 'NonFiniteLossError',
+           'batch_len', 'rng_state', 'set_rng_state', 'preserved_rng', 'check_loader', 'dist_info', 'rank_seed',
+           'is_sharded', 'Trainer', 'deterministic_mode']
 
 # %% ../../nbs/training/40_trainer.ipynb #396008c0
 AMP_MODES = ('none', 'bf16', 'fp16')  # autocast modes; used on CUDA only
@@ -254,26 +257,65 @@ def remove_stale_temps(run_dir) -> list[Path]:
     for p in stale: p.unlink()
     return stale
 
+# %% ../../nbs/training/40_trainer.ipynb #53ed475d
+def wandb_login_found() -> bool:
+    "Is a W&B API key at hand without a prompt: `WANDB_API_KEY`, or an entry for the W&B host in the netrc file?"
+    if os.environ.get('WANDB_API_KEY'): return True
+    host = urlsplit(os.environ.get('WANDB_BASE_URL') or 'https://api.wandb.ai').netloc
+    path = os.environ.get('NETRC') or str(Path.home() / ('_netrc' if os.name == 'nt' else '.netrc'))
+    try: return bool(host) and netrc.netrc(path).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError): return False
+
+def wandb_mode() -> str:
+    "The mode a W&B run starts in: `WANDB_MODE` if set, else 'online' with a login at hand, else 'offline' (no prompt, no network)."
+    return os.environ.get('WANDB_MODE') or ('online' if wandb_login_found() else 'offline')
+
+@contextlib.contextmanager
+def env_vars(**values):
+    "Set (a string) or unset (None) environment variables inside a block; the old values come back after it."
+    old = {k: os.environ.get(k) for k in values}
+    def put(d):
+        for k, v in d.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+    put(values)
+    try: yield
+    finally: put(old)
+
+WANDB_SETTINGS = {'console': 'off'}  # every mode: no capture of stdout / stderr (the log rows are the record)
+WANDB_OFFLINE_SETTINGS = {           # offline: say nothing, start no system monitor, probe no git / pip / host
+    'silent': True, 'x_disable_stats': True, 'x_disable_machine_info': True, 'x_disable_meta': True,
+    'disable_git': True, 'save_code': False, 'x_save_requirements': False}
+WANDB_OFFLINE_ENV = {'WANDB_SILENT': 'true', 'WANDB_ERROR_REPORTING': 'false'}  # while wandb.init runs, where unset
+
 # %% ../../nbs/training/40_trainer.ipynb #f186056e
 class RunLogger:
     "Write log rows to `log.jsonl` + `log.csv` in `run_dir`; to TensorBoard / W&B when enabled. Rows are also kept in `.rows`."
     def __init__(self, run_dir=None,                # run folder (None: keep rows in memory only)
                  tensorboard: bool = False,         # also write TensorBoard scalars under run_dir/tb
-                 wandb_project: str | None = None,  # also log to this W&B project
+                 wandb_project: str | None = None,  # also log to this W&B project (offline unless a login is found: `wandb_mode`)
                  config: dict | None = None         # run configuration recorded by W&B
                 ):
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.rows, self._csv_keys, self.tb, self.wandb = [], None, None, None
+        self.rows, self._csv_keys = [], None
+        self.config, self.wandb_project = dict(config or {}), wandb_project
+        self.tb = self.wandb = None          # the open TensorBoard writer and W&B run (opened by the next row)
+        self._SummaryWriter = self._wandb_lib = self._tb_purge = self._tb_step = self._wandb_step = self.wandb_mode = None
         if tensorboard:
             try: from torch.utils.tensorboard import SummaryWriter
             except ImportError as e:
                 raise ImportError("tensorboard=True needs the `tensorboard` package (pip install tensorboard)") from e
-            self.tb = SummaryWriter(str((self.run_dir or Path('.')) / 'tb'))
+            self._SummaryWriter = SummaryWriter
         if wandb_project:
             try: import wandb
             except ImportError as e:
                 raise ImportError(f"wandb_project={wandb_project!r} needs the `wandb` package (pip install wandb)") from e
-            self.wandb = wandb.init(project=wandb_project, dir=str(self.run_dir or '.'), config=config or {})
+            self._wandb_lib, self.wandb_mode = wandb, wandb_mode()
+            if self.wandb_mode == 'offline' and not os.environ.get('WANDB_MODE'):
+                where = self.run_dir or Path('.')
+                warnings.warn(f"W&B: no login found (WANDB_API_KEY, or {urlsplit(os.environ.get('WANDB_BASE_URL') or 'https://api.wandb.ai').netloc} "
+                              f"in the netrc file), so W&B logs offline to {where / 'wandb'}; upload later with "
+                              f"`wandb sync {where / 'wandb'}/offline-run-*`, or set WANDB_MODE to choose")
         if self.run_dir is not None:
             with writing(self.run_dir): self.run_dir.mkdir(parents=True, exist_ok=True)
             if self.jsonl.exists(): self.rows = self._read()
@@ -282,6 +324,8 @@ class RunLogger:
     def jsonl(self) -> Path: return self.run_dir / 'log.jsonl'
     @property
     def csv(self) -> Path: return self.run_dir / 'log.csv'
+    @property
+    def tb_dir(self) -> Path: return (self.run_dir or Path('.')) / 'tb'
 
     def _read(self) -> list[dict]:
         "The rows of `log.jsonl`; a last row cut short (a kill or a full disk mid-write) is dropped and the file repaired."
@@ -307,10 +351,36 @@ class RunLogger:
             if self._csv_keys is None or not set(row) <= set(self._csv_keys): self._rewrite_csv()
             else:
                 with writing(self.csv), open(self.csv, 'a', newline='') as f: csv.DictWriter(f, self._csv_keys).writerow(row)
-        num = {k: v for k, v in row.items() if isinstance(v, (int, float)) and k != 'step'}
-        if self.tb is not None:
-            for k, v in num.items(): self.tb.add_scalar(k, v, row['step'])
-        if self.wandb is not None: self.wandb.log(num, step=row['step'])
+        if self._SummaryWriter is None and self._wandb_lib is None: return
+        num, step = {k: v for k, v in row.items() if isinstance(v, (int, float)) and k != 'step'}, row['step']
+        if self._SummaryWriter is not None:
+            if self.tb is None:                                            # purge_step: hide events a resume dropped
+                self.tb, self._tb_purge = self._SummaryWriter(str(self.tb_dir), purge_step=self._tb_purge), None
+            for k, v in num.items(): self.tb.add_scalar(k, v, step)
+            self.tb.flush(); self._tb_step = step                          # on disk with its JSONL row
+        if self._wandb_lib is not None:
+            if self.wandb is None: self.wandb = self._start_wandb()
+            self.wandb.log(num, step=step); self._wandb_step = step
+
+    def _start_wandb(self):
+        "Start this logger's W&B run in `self.wandb_mode`, its files under run_dir/wandb (offline: silent, no monitor, no probes)."
+        wandb, mode, d = self._wandb_lib, self.wandb_mode, self.run_dir
+        opts = {**WANDB_SETTINGS, 'mode': mode, **(WANDB_OFFLINE_SETTINGS if mode == 'offline' else {})}
+        known = getattr(wandb.Settings, 'model_fields', None)
+        if known is not None: opts = {k: v for k, v in opts.items() if k in known}   # the settings this wandb version has
+        env = {k: os.environ.get(k, v) for k, v in WANDB_OFFLINE_ENV.items()} if mode == 'offline' else {}
+        name = d.name if d is not None else None
+        with env_vars(**env):
+            return wandb.init(project=self.wandb_project, dir=None if d is None else str(d), name=name, group=name,
+                              config=self.config, settings=wandb.Settings(**opts), reinit='create_new')
+
+    def _rewind(self, step: int):
+        "Backends forget rows after `step`: the next TensorBoard writer purges their events; a W&B run that got some is finished."
+        if self._SummaryWriter is not None and (self.tb is None or self._tb_step is None or self._tb_step > step):
+            if self.tb is not None: self.tb.close(); self.tb = None
+            self._tb_purge = step + 1
+        if self.wandb is not None and self._wandb_step is not None and self._wandb_step > step:
+            self.wandb.finish(); self.wandb = None                        # W&B steps only go up: the next row starts a new run
 
     def _rewrite_csv(self):
         keys = list(dict.fromkeys(k for r in self.rows for k in r))
@@ -325,19 +395,65 @@ class RunLogger:
         self._rewrite_csv()
 
     def truncate_after(self, step: int):
-        "Drop rows logged after `step` (used on resume)."
+        "Drop rows logged after `step` (used on resume), in the backends too."
         rows = [r for r in self.rows if r.get('step', 0) <= step]
         if self.run_dir is not None: self._write_all(rows)
         else: self.rows = rows
+        self._rewind(step)
 
     def reset(self):
-        "Drop every row (a run that starts again from step 0)."
+        "Drop every row (a run that starts again from step 0), in the backends too."
         if self.run_dir is not None: self._write_all([])
         else: self.rows = []
+        self._rewind(-1)
 
     def close(self):
-        if self.tb is not None: self.tb.close()
-        if self.wandb is not None: self.wandb.finish()
+        "Flush and close the TensorBoard writer and finish the W&B run; a later row opens new ones."
+        if self.tb is not None: self.tb.close(); self.tb = None
+        if self.wandb is not None: self.wandb.finish(); self.wandb = None
+
+# %% ../../nbs/training/40_trainer.ipynb #73e00828
+def tensorboard_scalars(tb_dir  # a TensorBoard log folder (a run's `run_dir/tb`)
+                       ) -> dict[str, list[tuple[int, float]]]:
+    "Every scalar in the event files of `tb_dir`, by tag: (step, value) in logging order, without events purged by a resume."
+    try: from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    except ImportError as e: raise ImportError("reading TensorBoard files needs the `tensorboard` package (pip install tensorboard)") from e
+    if not Path(tb_dir).is_dir(): raise FileNotFoundError(f"{tb_dir}: no such TensorBoard folder")
+    ea = EventAccumulator(str(tb_dir), size_guidance={'scalars': 0}).Reload()   # 0: keep every event, not a sample
+    return {t: [(e.step, e.value) for e in ea.Scalars(t)] for t in ea.Tags()['scalars']}
+
+WANDB_LOG_HEADER = b':W&B' + struct.pack('<HB', 0xBEE1, 0)  # ident, magic, version
+_LOG_BLOCK, _LOG_HEAD = 32768, 7                             # LevelDB log: block size, record header (crc32, length, type)
+
+def wandb_history(path  # a W&B run folder (`run_dir/wandb/offline-run-…`) or its `run-<id>.wandb` file
+                 ) -> list[dict]:
+    "The history rows of a W&B run as its transaction log holds them: one dict a step, the logged keys plus `_step`, `_runtime`, `_timestamp`."
+    p = Path(path)
+    if p.is_dir():
+        found = sorted(p.glob('run-*.wandb'))
+        if len(found) != 1: raise FileNotFoundError(f"{p}: expected one run-*.wandb file, found {len(found)}")
+        p = found[0]
+    try: from wandb.proto import wandb_internal_pb2
+    except ImportError as e: raise ImportError("reading W&B runs needs the `wandb` package (pip install wandb)") from e
+    data = p.read_bytes()
+    if data[:_LOG_HEAD] != WANDB_LOG_HEADER: raise ValueError(f"{p}: not a W&B transaction log (starts {data[:_LOG_HEAD]!r})")
+    rows, pos, record = [], _LOG_HEAD, b''
+    while pos + _LOG_HEAD <= len(data):
+        left = _LOG_BLOCK - pos % _LOG_BLOCK
+        if left < _LOG_HEAD: pos += left; continue                        # a block's zero trailer
+        crc, n, kind = struct.unpack('<IHB', data[pos:pos + _LOG_HEAD])
+        body = data[pos + _LOG_HEAD:pos + _LOG_HEAD + n]
+        if (kind == 0 and n == 0) or len(body) < n: break                 # zero fill, or a record cut short by a kill
+        if crc != zlib.crc32(body, zlib.crc32(bytes([kind]))):
+            raise ValueError(f"{p}, byte {pos}: record checksum does not match; the log is damaged")
+        if kind not in (1, 2, 3, 4): raise ValueError(f"{p}, byte {pos}: unknown record type {kind}")
+        pos += _LOG_HEAD + n
+        record = body if kind in (1, 2) else record + body                # whole / first piece, or middle / last piece
+        if kind in (2, 3): continue
+        rec = wandb_internal_pb2.Record(); rec.ParseFromString(record)
+        if rec.WhichOneof('record_type') == 'history':
+            rows.append({'/'.join(i.nested_key) if i.nested_key else i.key: json.loads(i.value_json) for i in rec.history.item})
+    return rows
 
 # %% ../../nbs/training/40_trainer.ipynb #137b0541
 class NonFiniteLossError(RuntimeError):
@@ -639,7 +755,7 @@ def fit(self: Trainer, steps: int | None = None) -> dict:
     cfg = self.cfg
     target = min(steps or cfg.max_steps, cfg.max_steps)
     self._fit_t0 = t_start = t_log = time.perf_counter(); n_log = 0
-    stopped = 'max_steps'
+    stopped, self._stop_request = 'max_steps', None
     bar = tqdm(total=target, initial=self.step, disable=not cfg.progress or not self.is_main, desc='train', dynamic_ncols=True)
     self._ckpt_t = t_start
     try:
@@ -673,6 +789,7 @@ def fit(self: Trainer, steps: int | None = None) -> dict:
                 late = time.perf_counter() - self._ckpt_t > 60 * cfg.ckpt_minutes
                 if self.ddp: late = self._any(late)
                 if late: self.save()
+            if self._stop_request is not None: stopped = self._stop_request; break   # asked for by eval_fn (early stopping)
     finally:
         bar.close()
         self.elapsed_s += time.perf_counter() - t_start; self._fit_t0 = None
@@ -693,6 +810,22 @@ def evaluate(self: Trainer) -> dict:
         res = self.eval_fn(self.ema.model, self.step) or {}
     self.logger.log({'step': self.step, 'kind': 'eval', **{f'eval/{k}': v for k, v in res.items()}})
     return res
+
+@patch
+def close(self: Trainer):
+    "Close the log backends: flush and close TensorBoard, finish the W&B run (else it finishes when the process exits)."
+    self.logger.close()
+
+@patch
+def __enter__(self: Trainer) -> Trainer: return self
+@patch
+def __exit__(self: Trainer, *exc): self.close()
+
+# %% ../../nbs/training/40_trainer.ipynb #1ada5bc2
+@patch
+def request_stop(self: Trainer, reason: str = 'requested'):
+    "End the running `fit` after this step's evaluation and checkpoint; its summary says `stopped=reason`."
+    self._stop_request = reason
 
 # %% ../../nbs/training/40_trainer.ipynb #f2aefea9
 def deterministic_mode(warn_only: bool = False  # warn instead of raising on an operation without a deterministic kernel

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ...core import PROPERTY_MODELS, get_device
-from ..models import PropertyModel, TorchConfig, TrainingLoop
+from ..models import PropertyModel, TorchConfig, supervised_loader, train_supervised
 from .smiles import SmilesTokenizer, SPECIAL_TOKENS, PAD, UNK, CLS, SEP, MASK
 
 # %% auto #0
@@ -86,15 +86,26 @@ class RegressionTransformerModel(PropertyModel):
         return a
 
     @torch.no_grad()
-    def _decode(self, smiles) -> np.ndarray:
-        self.net.eval(); out = []
+    def _decode(self, smiles, net=None) -> np.ndarray:
+        net = self.net if net is None else net
+        was = net.training; net.eval(); out = []
         allowed = self._allowed().to(self.device)
         for s in range(0, len(smiles), self.config.batch_size):
             ids, am, _ = self._encode(smiles[s:s + self.config.batch_size])
-            logits = self.net(**self._xlnet_inputs(ids, am)).logits                       # (B, 5, V)
+            logits = net(**self._xlnet_inputs(ids, am)).logits                            # (B, 5, V)
             best = logits.masked_fill(~allowed, float('-inf')).argmax(-1).cpu()          # (B, 5)
             out += [tokens_number([self.tok.vocab[i] for i in row]) for row in best.tolist()]
+        net.train(was)
         return np.array(out)
+
+    def _collate(self, rows):
+        "(input_ids, attention_mask, labels) of (SMILES, normalised y) rows."
+        return self._encode([r[0] for r in rows], np.array([r[1] for r in rows]))
+
+    def loss(self, net, b):
+        "XLNet's cross-entropy on the numeric tokens: (loss, parts) for `Trainer`."
+        ids, am, lab = b.x
+        return net(**self._xlnet_inputs(ids, am), labels=lab.contiguous()).loss, {}
 
     def _fit(self, tr, ytr, va, yva):
         from transformers import XLNetConfig, XLNetLMHeadModel
@@ -102,24 +113,12 @@ class RegressionTransformerModel(PropertyModel):
         self.device = get_device(c.device)
         self.tok = self._vocab(tr.smiles)
         torch.manual_seed(c.seed)
-        self.net = XLNetLMHeadModel(XLNetConfig(vocab_size=len(self.tok), d_model=c.d_model, n_layer=c.n_layer,
-                                                n_head=c.n_head, d_inner=c.d_inner, dropout=c.dropout, pad_token_id=PAD,
-                                                bos_token_id=CLS, eos_token_id=SEP)).to(self.device)
-        opt = torch.optim.AdamW(self.net.parameters(), lr=c.lr, weight_decay=c.weight_decay)
-        rng, smiles = np.random.default_rng(c.seed), tr.smiles.tolist()
-        loop = TrainingLoop(c)
-        for epoch in range(c.epochs):
-            self.net.train(); losses = []
-            perm = rng.permutation(len(smiles))
-            for s in range(0, len(perm), c.batch_size):
-                j = perm[s:s + c.batch_size]
-                ids, am, lab = self._encode([smiles[k] for k in j], ytr[j])
-                loss = self.net(**self._xlnet_inputs(ids, am), labels=lab.to(self.device).contiguous()).loss
-                opt.zero_grad(); loss.backward(); nn.utils.clip_grad_norm_(self.net.parameters(), c.grad_clip); opt.step()
-                losses.append(loss.item())
-                if loop.after_step(): break
-            val = float(np.mean((self._decode(va.smiles.tolist()) - np.clip(yva, -LIMIT, LIMIT)) ** 2))
-            if loop.after_epoch(self.net, val, train_ce=float(np.mean(losses))): break
-        loop.finish(self, self.net)
+        net = XLNetLMHeadModel(XLNetConfig(vocab_size=len(self.tok), d_model=c.d_model, n_layer=c.n_layer,
+                                           n_head=c.n_head, d_inner=c.d_inner, dropout=c.dropout, pad_token_id=PAD,
+                                           bos_token_id=CLS, eos_token_id=SEP))
+        loader = supervised_loader(list(zip(tr.smiles.tolist(), np.asarray(ytr).tolist())), ytr, self._collate, c.batch_size, c.seed)
+        val_smiles, val_y = va.smiles.tolist(), np.clip(yva, -LIMIT, LIMIT)
+        val_fn = lambda model: float(np.mean((self._decode(val_smiles, model) - val_y) ** 2))
+        self.net = train_supervised(self, net, self.loss, loader, val_fn, c, getattr(self, 'run_dir', None), train_name='train_ce')
 
     def _predict(self, df): return self._decode(df.smiles.tolist())
