@@ -55,3 +55,40 @@ def test_concurrent_writers_and_a_killed_one(root, tmp_path):
     assert [r['step'] for r in _lines(f, 'a')] == list(range(k + 2))
     fit = ScalingLawTracker(f).fit_compute(where={'run': 'b'}, select='all', n_boot=0)   # L = 2/(step+1) ∝ C^-1
     assert abs(fit.params['alpha'] - 1) < 0.01
+
+
+GRID = '''
+dataset: qm9
+profile: smoke
+combos: [[gnn, flow_matching]]
+model_n_train: 128
+model_sizes: [{hidden: 8, layers: 1}, {hidden: 16, layers: 1}, {hidden: 32, layers: 1}]
+data_model: {hidden: 8, layers: 1}
+data_sizes: [32, 64, 128]
+set: {steps: 12, ckpt_every: 4, n_val: 16, batch_size: 8, n_samples: 4, sample_batch_size: 4, nfe: 2}
+'''
+
+
+def test_scaling_sweep_records_fits_and_resumes(root, tmp_path):
+    "bench/scaling.py on a tiny grid: one row per run with its FLOPs and losses, tracker records at each checkpoint, fits; a rerun does nothing."
+    (tmp_path / 'g.yaml').write_text(GRID)
+    out = tmp_path / 'scaling.json'
+    cmd = [sys.executable, 'bench/scaling.py', '--grid', str(tmp_path / 'g.yaml'), '--out', str(out),
+           '--runs-root', str(tmp_path / 'runs'), '--n-boot', '10']
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    p = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = json.loads(out.read_text())
+    names = [r['name'] for r in res['runs']]
+    assert len(names) == 5 and len(set(names)) == 5                      # h8-l1-n128 is both a model-size and a data-size run
+    assert {r['experiment'] for r in res['runs']} == {'model_size', 'data_size', 'model_size+data_size'}
+    assert all(r['N'] > 0 and r['train_flops'] > 0 and r['val_loss'] > 0 and r['n_val'] == 16 for r in res['runs'])
+    Ns = sorted(r['N'] for r in res['runs'] if 'model_size' in r['experiment'])
+    assert Ns[0] < Ns[1] < Ns[2]
+    recs = [json.loads(l) for l in Path(res['tracker'] if Path(res['tracker']).is_absolute() else root / res['tracker']).read_text().splitlines()]
+    assert sorted({(r['run'], r['step']) for r in recs}) == sorted((n, s) for n in names for s in (4, 8, 12))
+    fit = res['fits']['gnn:flow_matching']['L_of_C']
+    assert 'error' not in fit and 2 <= fit['n_runs'] <= 5 and set(fit['intervals']) == {'E', 'A', 'alpha'}
+    assert res['git_commit'] and res['command'].startswith('python bench/scaling.py')
+    p2 = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)   # everything done: nothing runs again
+    assert p2.returncode == 0 and '0 run(s) to do, 5 done' in p2.stdout, p2.stdout + p2.stderr[-2000:]
