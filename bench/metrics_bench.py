@@ -12,6 +12,8 @@ Prints, for the same `--n` molecules:
     archive` of a mirror into /tmp): EDM's own stability loop, `qm9.analyze.check_stability`, over the same molecules
     (torch tensors and atom-type indices, as its `analyze_stability_for_molecules` passes them), its stability figures
     next to ours, and the ratios. Without `--edm` nothing of EDM is needed.
+    and, since EDM's loop took ~9x the review's independent stability-only pass (the goal's yardstick, 4.8 s on the
+    reviewer's machine), EDM's loop / 9 as that pass on this machine and the all-but-FCD ratio to it (goal <= 4).
   * with `--posebusters`, PoseBusters + MMFF strain on the 100-molecule subsample (opt-in in `evaluate_molecules`, so
     outside the ratio).
 CPU seconds are this process's `time.process_time()`, the figure to compare on a shared machine; wall seconds include
@@ -30,6 +32,8 @@ torch.set_num_threads(1)
 from molbench.data.qm9 import load_qm9
 from molbench.metrics.molecules import (analyse_edm, edm_training_smiles, evaluate_molecules, fcd_score, heavy_smiles,
                                   molecule_reference, stability, valid_fragments)
+
+EDM_LOOP_OVER_ISSUE_PASS = 9.0   # the review: EDM's own stability loop ~9x slower than its independent stability-only pass (4.8 s)
 
 class Timer:
     "Wall and process CPU seconds of a `with` block."
@@ -129,9 +133,15 @@ def main():
         print(f"ratio EDM loop / molbench stability-only: {t_edm.cpu / t_stab.cpu:.1f} (CPU); "
               f"molbench all-but-FCD / EDM loop: {t_all.cpu / t_edm.cpu:.3f} (CPU), {t_all.wall / t_edm.wall:.3f} (wall)",
               flush=True)
+        # The goal's yardstick is the issue's independent stability-only pass (4.8 s there), which EDM's loop took ~9x as
+        # long as (EDM_LOOP_OVER_ISSUE_PASS): EDM's loop / 9 is that pass on this machine, whatever this machine's speed.
+        yard = t_edm.cpu / EDM_LOOP_OVER_ISSUE_PASS
+        print(f"the issue's stability-only pass on this machine (EDM loop / {EDM_LOOP_OVER_ISSUE_PASS:g}): {yard:.2f} s CPU; "
+              f"all-but-FCD / that pass: {t_all.cpu / yard:.2f} (goal <= 4)", flush=True)
         out['edm'] = {'seconds_cpu': t_edm.cpu, 'seconds_wall': t_edm.wall, 'atom_stability': edm_atom,
                       'mol_stability': edm_mol, 'ratio_edm_loop_to_stability_cpu': t_edm.cpu / t_stab.cpu,
-                      'ratio_all_but_fcd_to_edm_loop_cpu': t_all.cpu / t_edm.cpu}
+                      'ratio_all_but_fcd_to_edm_loop_cpu': t_all.cpu / t_edm.cpu,
+                      'issue_pass_cpu_calibrated': yard, 'ratio_all_but_fcd_to_issue_pass_cpu': t_all.cpu / yard}
     if a.posebusters:
         rp, t_pb = timed(lambda: evaluate_molecules(samples, ref, training_smiles=ts, fcd=False, posebusters=True))
         print(f"with PoseBusters + strain on {rp['n_posebusters']}: {t_pb}; stages (wall): "

@@ -18,10 +18,11 @@ from .core import element_symbol, cache_dir, atomic_write
 
 # %% auto #0
 __all__ = ['OFFLINE_JS_ENV', 'OFFLINE_JS', 'THREEDMOL_VERSION', 'THREEDMOL_SHA256', 'STYLES', 'PLOTLY_MIME', 'COLORS',
-           'METRIC_GROUPS', 'GROUP_ORDER', 'CHECKS', 'TRAIN_UNITS', 'threedmol_js', 'View', 'xyz_block',
-           'view_molecule', 'view_crystal', 'view_grid', 'plotly_bundle', 'show_bundle', 'show', 'plot_distributions',
-           'read_log', 'plot_training_curves', 'plot_quality_vs_nfe', 'parity_plot', 'short_unit', 'fmt_value',
-           'fmt_seconds', 'kv_table', 'metrics_table', 'not_computed', 'other_notes', 'run_summary', 'show_results']
+           'METRIC_GROUPS', 'GROUP_ORDER', 'COMPUTE_UNITS', 'CHECKS', 'TRAIN_UNITS', 'threedmol_js', 'View',
+           'xyz_block', 'view_molecule', 'view_crystal', 'view_grid', 'plotly_bundle', 'show_bundle', 'show',
+           'plot_distributions', 'read_log', 'plot_training_curves', 'plot_quality_vs_nfe', 'parity_plot', 'short_unit',
+           'fmt_value', 'fmt_seconds', 'kv_table', 'metrics_table', 'not_computed', 'other_notes', 'run_summary',
+           'show_results']
 
 # %% ../nbs/02_viz.ipynb #ed304f72
 OFFLINE_JS_ENV = 'MOLBENCH_OFFLINE_JS'   # set → views use the page's own 3Dmol.js (the book)
@@ -281,6 +282,7 @@ def short_unit(desc: str) -> str:
     for u in ('kcal/mol', 'g/mol', 'g/cm³', 'Å', 'degrees'):
         if u.lower() in d: return '°' if u == 'degrees' else u
     if d.endswith(', atoms'): return 'atoms'
+    if d.endswith(', flop'): return 'FLOP'
     return ''
 
 def fmt_value(v) -> str:
@@ -305,18 +307,13 @@ def fmt_seconds(s) -> str:
 def kv_table(d: dict,      # a flat dict: parameters, a summary
              cols: int = 1  # (name, value) column pairs side by side
             ) -> pd.DataFrame:
-    "A dict as a table of formatted values, optionally folded into `cols` side-by-side (name, value) pairs."
+    "A dict as a table of formatted values (indexed by name), or folded into `cols` side-by-side (name, value) column pairs."
     items = [(str(k), fmt_value(v)) for k, v in d.items()]
-    if cols <= 1: return pd.DataFrame({'value': [v for _, v in items]}, index=pd.Index([k for k, _ in items], name='name'))
+    if cols <= 1: return pd.DataFrame({'value': [v for _, v in items]}, index=[k for k, _ in items])
     rows = -(-len(items) // cols)
     items += [('', '')] * (rows * cols - len(items))
-    out = {}
-    for c in range(cols):
-        part = items[c * rows:(c + 1) * rows]
-        out[('name', c)] = [k for k, _ in part]; out[('value', c)] = [v for _, v in part]
-    df = pd.DataFrame(out)
-    df.columns = ['name' if a == 'name' else 'value' for a, _ in df.columns]
-    return df
+    parts = [items[c * rows:(c + 1) * rows] for c in range(cols)]
+    return pd.concat([pd.DataFrame(part, columns=['name', 'value']) for part in parts], axis=1).set_axis([''] * rows)
 
 METRIC_GROUPS = {  # the table group of each molbench.metrics name (molecules and crystals); unlisted names go to 'other'
     'quality': ('atom_stability', 'mol_stability', 'validity', 'validity_rdkit_bonds', 'uniqueness', 'vxu', 'novelty',
@@ -332,7 +329,13 @@ METRIC_GROUPS = {  # the table group of each molbench.metrics name (molecules an
                'w1_cdvae_protocol', 'n_csp_reference_invalid'),
     'timing': ('seconds', 'fingerprint_seconds'),
 }
-GROUP_ORDER = ('quality', 'distribution', 'training', 'counts', 'timing', 'other')
+GROUP_ORDER = ('quality', 'distribution', 'training', 'compute', 'counts', 'timing', 'other')
+COMPUTE_UNITS = {  # results['flops'] / ['compute'] (runs that count FLOPs): the numbers shown, with their units
+    'n_params_non_embedding': 'count of non-embedding parameters (N of the scaling laws)',
+    'train_flops_per_molecule': 'training FLOPs per structure (forward + backward), FLOP',
+    'train_molecules': 'count of training structures seen (D)', 'train_flops': 'training FLOPs of the run (C), FLOP',
+    'sampling_flops': 'FLOPs of generating all samples, FLOP',
+}
 
 CHECKS = {  # the runner's own checks (results['checks']): name → (shown as, group, description with unit)
     'frac_finite': ('frac_finite', 'quality', 'fraction of generated structures with finite coordinates (and lattice), [0, 1]'),
@@ -361,7 +364,7 @@ def _group_of(name: str) -> str:
     return next((g for g, names in METRIC_GROUPS.items() if name in names), 'other')
 
 def metrics_table(results: dict) -> pd.DataFrame:
-    "The computed numbers of a run's results (`finish_run` / `read_run`) grouped quality / distribution / training / counts / timing, with unit and meaning; NaNs left out (see `not_computed`)."
+    "The computed numbers of a run's results (`finish_run` / `read_run`) grouped quality / distribution / training / compute / counts / timing, with unit and meaning; NaNs left out (see `not_computed`)."
     metrics, rows, later = results.get('metrics') or {}, [], []
     units = _metric_units(metrics)
     add = lambda g, name, v, desc: rows.append((g, name, fmt_value(v), short_unit(desc), desc)) if not _missing(v) else None
@@ -375,6 +378,15 @@ def metrics_table(results: dict) -> pd.DataFrame:
         add(g, name, v, desc)
     for part in ('train', 'sampling'):
         for k, v in (results.get(part) or {}).items(): add('training', k, v, TRAIN_UNITS.get(k, ''))
+    fl, cp = results.get('flops') or {}, results.get('compute') or {}
+    for k in ('n_params_non_embedding', 'train_flops_per_molecule'): add('compute', k, fl.get(k), COMPUTE_UNITS[k])
+    for k in ('train_molecules', 'train_flops', 'sampling_flops'): add('compute', k, cp.get(k), COMPUTE_UNITS[k])
+    val = results.get('validation') or {}
+    for k, v in val.items():
+        if k in ('split', 'note', 'train_molecules', 'train_flops') or not isinstance(v, (int, float)): continue
+        desc = (f"count: validation {k}" if k in ('n', 'n_left_out', 'step') else
+                f"validation loss term {k} on the first {val.get('n', '?')} {val.get('split', '')} structures (EMA weights)")
+        add('training', f'validation {k}', v, desc)
     t = results.get('timing') or {}
     for stage, label in (('train', 'training'), ('sampling', 'sampling')):
         d = t.get(stage) or {}
@@ -383,7 +395,8 @@ def metrics_table(results: dict) -> pd.DataFrame:
         if 'samples_per_s' in d: add('timing', f'{label} throughput', d['samples_per_s'], f'{label} throughput, structures/s')
     m = t.get('metrics') or {}
     if 'seconds' in m: add('timing', 'metrics', m['seconds'], units.get('seconds', 'wall time of the evaluation, s'))
-    for k, v in (m.get('timings') or {}).items(): add('timing', f'metrics: {k}', v, f'evaluation stage {k}, wall time, s')
+    stages = sorted((m.get('timings') or {}).items(), key=lambda kv: -kv[1])
+    if stages: add('timing', 'metrics stages', dict(stages), 'wall time of each evaluation stage, longest first, s')
     for k, v in later: add('timing', k, v, units.get(k, ''))
     df = pd.DataFrame(rows, columns=['group', 'metric', 'value', 'unit', 'meaning'])
     df['unit'] = df.unit.where(~df.meaning.str.contains('structures/s'), 'structures/s')
@@ -402,15 +415,17 @@ def not_computed(results: dict) -> pd.DataFrame:
         if k in ('notes', 'timings') or not _missing(v): continue
         why = notes.get(k) or next((notes[g] for g in notes if k.startswith(g + '_')), None)
         if why is None and not _missing(valid) and valid == 0:
-            why = f'no reason in notes; it is computed over valid samples and none of the {n} evaluated is valid'
+            why = f'no reason in notes; these are computed over valid samples and none of the {n} evaluated is valid'
         rows[k] = why or 'no reason in notes'
     return pd.DataFrame({'reason': list(rows.values())}, index=pd.Index(list(rows), name='metric'))
 
 def other_notes(results: dict) -> dict:
-    "The `notes` of a run's metrics that explain how a computed metric was computed (not why one is missing)."
+    "The `notes` of a run's metrics that explain how a computed metric was computed (not why one is missing), and why no validation loss was evaluated."
     m = results.get('metrics') or {}
     missing = set(not_computed(results).index)
-    return {k: v for k, v in (m.get('notes') or {}).items() if k not in missing}
+    notes = {k: v for k, v in (m.get('notes') or {}).items() if k not in missing}
+    if (results.get('validation') or {}).get('note'): notes['validation'] = results['validation']['note']
+    return notes
 
 def run_summary(results: dict,                  # finish_run / read_run's dict
                 split: str | None = None,       # the split trained on
@@ -423,6 +438,7 @@ def run_summary(results: dict,                  # finish_run / read_run's dict
     how = '' if tr.get('stopped') in (None, 'max_steps') else f", stopped early ({tr['stopped']})"
     s = (f"Trained **{results['arch']}** ({results['n_params']:,} parameters) with **{results['gen']}** on **{on}** for "
          f"{steps:,} steps{how}")
+    if (results.get('compute') or {}).get('train_flops'): s += f" ({results['compute']['train_flops']:.3g} FLOPs)"
     if (t.get('train') or {}).get('elapsed_s') is not None: s += f" in {fmt_seconds(t['train']['elapsed_s'])}"
     s += f" on {results.get('device', '?')}"
     n = (results.get('checks') or {}).get('n_samples')
@@ -434,14 +450,20 @@ def run_summary(results: dict,                  # finish_run / read_run's dict
     if ms is not None: s += f"; the metrics took {fmt_seconds(ms)}"
     return s + '.'
 
+def _styled(df: pd.DataFrame):
+    "`df` for display: text columns left-aligned and never truncated (a plain DataFrame where pandas' Styler cannot run)."
+    try: return df.style.set_properties(subset=[c for c in ('meaning', 'reason') if c in df.columns], **{'text-align': 'left'})
+    except ImportError: return df                                   # Styler needs jinja2
+
 def show_results(results: dict, split: str | None = None, n_train: int | None = None):
     "Display a run's results: the `run_summary` sentence, the grouped `metrics_table`, what was not computed and why, the notes."
     from IPython.display import display, Markdown
     display(Markdown(run_summary(results, split, n_train)))
-    display(metrics_table(results))
+    display(_styled(metrics_table(results)))
     nc = not_computed(results)
     if len(nc):
-        display(Markdown(f"**Not computed** ({len(nc)}):\n\n" + '\n'.join(f'- `{k}`: {r}' for k, r in nc.reason.items())))
+        by = {}
+        for k, why in nc.reason.items(): by.setdefault(why, []).append(f'`{k}`')
+        display(Markdown(f"**Not computed** ({len(nc)} metrics):\n\n" + '\n'.join(f"- {', '.join(ks)}: {why}" for why, ks in by.items())))
     notes = other_notes(results)
     if notes: display(Markdown('**Notes**:\n\n' + '\n'.join(f'- `{k}`: {v}' for k, v in notes.items())))
-

@@ -129,3 +129,45 @@ def test_gpu_check_dry_run(tmp_path):
     assert all(r['train_mol_per_s'] > 0 and r['bad_steps'] == 0 for r in rows)
     assert 'all steps passed' in out and (tmp_path / 'log.txt').exists()
     print(f"\ngpu_check.sh --dry-run --archs gnn: {time.perf_counter() - t0:.0f} s")
+
+
+# ---------------------------------------------------------------- BOOM's neural families under torchrun (one loop)
+BOOM_DDP_SCRIPT = '''
+import sys, numpy as np, pandas as pd, torch
+torch.set_num_threads(1)
+from molbench.training.distributed import init_distributed, shutdown_distributed
+from molbench.store import fetch
+from molbench.data.boom import LLNL_FILES
+from molbench.boom.models import MLPModel
+rank, world = init_distributed('gloo')
+df = pd.read_csv(fetch(LLNL_FILES['hof']), nrows=64).rename(columns={'hof_s': 'y'}); df.insert(0, 'id', np.arange(len(df)))
+m = MLPModel(epochs=3, batch_size=16, hidden=(32,), dropout=0.0, patience=100, max_steps=6, device='cpu').fit(df)
+if rank == 0:
+    torch.save(dict(world=world, params=torch.cat([p.detach().flatten() for p in m.net.parameters()]), history=m.history), sys.argv[1])
+shutdown_distributed()
+'''
+
+def test_boom_mlp_two_processes_match_one(tmp_path):
+    "torchrun × 2 of BOOM's MLP family, batch 16 over both (8 each), ends on the parameters of one process with batch 16."
+    if not os.environ.get('MOLBENCH_DATA_DIR'): pytest.skip('needs $MOLBENCH_DATA_DIR (the reference data)')
+    import numpy as np, pandas as pd
+    from molbench.store import fetch
+    from molbench.data.boom import LLNL_FILES
+    from molbench.boom.models import MLPModel
+    script, out = tmp_path / 'boom_ddp.py', tmp_path / 'two.pt'
+    script.write_text(BOOM_DDP_SCRIPT)
+    e = dict(os.environ, OMP_NUM_THREADS='1'); e.pop(FAULT_ENV, None)
+    t0 = time.perf_counter()
+    p = subprocess.run(TORCHRUN + ['--standalone', '--nproc_per_node=2', '--monitor-interval=0.5', str(script), str(out)],
+                       cwd=ROOT, env=e, capture_output=True, text=True, timeout=300)
+    ok(p)
+    two = torch.load(out, weights_only=False)
+    df = pd.read_csv(fetch(LLNL_FILES['hof']), nrows=64).rename(columns={'hof_s': 'y'}); df.insert(0, 'id', np.arange(len(df)))
+    one = MLPModel(epochs=3, batch_size=16, hidden=(32,), dropout=0.0, patience=100, max_steps=6, device='cpu').fit(df)
+    ref = torch.cat([q.detach().flatten() for q in one.net.parameters()])
+    d = maxdiff(two['params'], ref)
+    print(f"\nBOOM MLP, DDP 2 × 8 vs 1 × 16 after 6 steps: max |Δ parameter| {d:.3g}; torchrun {time.perf_counter() - t0:.0f} s")
+    assert two['world'] == 2 and [h['step'] for h in two['history']] == [h['step'] for h in one.history] == [4, 6]
+    assert d < 1e-5, d                                                         # float32: only the order of a sum differs
+    half = MLPModel(epochs=3, batch_size=8, hidden=(32,), dropout=0.0, patience=100, max_steps=6, device='cpu').fit(df)
+    assert maxdiff(torch.cat([q.detach().flatten() for q in half.net.parameters()]), ref) > 1e-4   # a real difference shows

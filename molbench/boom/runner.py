@@ -174,7 +174,7 @@ def run_boom(model,                 # registry name (see `available_models()`) o
     write_text(d / 'params.yaml', yaml.safe_dump(dict(model=name, task=task, profile=asdict(prof), seed=seed,
                                                       model_config=asdict(m.config)), sort_keys=False))
     tf = time.perf_counter()
-    m.fit(frames['train'])
+    m.fit(frames['train'], run_dir=d)      # neural families: checksummed checkpoints + log.jsonl in the run folder
     fit_s = time.perf_counter() - tf
     preds, metrics = [], {}
     for split in ('id', 'ood'):

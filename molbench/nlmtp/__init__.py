@@ -14,18 +14,20 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
+import torch.distributed as dist
 
 from ..core import set_seed, cache_dir, atomic_write, write_json, read_json, check_choice
 from ..store import RemoteFile, fetch
+from ..training.trainer import Trainer, TrainConfig, WarmupCosine
 
 # %% auto #0
 __all__ = ['HOF_FILE', 'MW_LIKE', 'MORGAN_BITS', 'FEATURE_VERSION', 'NLMTP_SPLITS', 'NLMTP_SMILES_REGEX', 'NLMTP_PAD',
-           'NLMTP_UNK', 'N_ENV', 'W_MAX', 'SUPPORT_RATIO', 'LOSS_WEIGHTS', 'load_hof_table', 'descriptor_names',
-           'featurize', 'scaffold_split', 'boom_table', 'mmp_pairs', 'tokenize', 'build_vocab', 'encode',
-           'OutcomeTransform', 'NLMTPData', 'build_nlmtp_data', 'attention_mask', 'sinusoidal', 'LoR', 'DecoderLayer',
-           'NLMTPConfig', 'NLMTP', 'mdn_log_prob', 'importance_weights', 'dr_pseudo_outcome', 'nlmtp_losses',
-           'make_batch', 'mmp_batch', 'env_mixed_order', 'TrainConfig', 'lr_lambda', 'predict', 'evaluate',
-           'train_nlmtp', 'rf_baseline', 'contrast_figure']
+           'NLMTP_UNK', 'N_ENV', 'W_MAX', 'SUPPORT_RATIO', 'LOSS_WEIGHTS', 'LOG_TERMS', 'load_hof_table',
+           'descriptor_names', 'featurize', 'scaffold_split', 'boom_table', 'mmp_pairs', 'tokenize', 'build_vocab',
+           'encode', 'OutcomeTransform', 'NLMTPData', 'build_nlmtp_data', 'attention_mask', 'sinusoidal', 'LoR',
+           'DecoderLayer', 'NLMTPConfig', 'NLMTP', 'mdn_log_prob', 'importance_weights', 'dr_pseudo_outcome',
+           'nlmtp_losses', 'make_batch', 'mmp_batch', 'env_mixed_order', 'NLMTPTrainConfig', 'nlmtp_train_config',
+           'NLMTPLoader', 'predict', 'evaluate', 'train_nlmtp', 'rf_baseline', 'contrast_figure']
 
 # %% ../../nbs/nlmtp/60_nlmtp.ipynb #1a614575
 HOF_FILE = RemoteFile('llnl_10k/10k_dft_hof_data.csv',
@@ -532,27 +534,46 @@ def env_mixed_order(env, rng) -> np.ndarray:
 
 # %% ../../nbs/nlmtp/60_nlmtp.ipynb #c23b2643
 @dataclass
-class TrainConfig:
-    "Training recipe (defaults = the full recipe)."
+class NLMTPTrainConfig:
+    "NL-MTP's training recipe (defaults = the full recipe); `nlmtp_train_config` turns it into the trainer's `TrainConfig`."
     epochs: int = 30             # passes over the training set
     batch_size: int = 64         # molecules per batch (environments mixed)
-    lr: float = 2e-4             # AdamW learning rate
-    weight_decay: float = 0.01   # AdamW weight decay
-    warmup_steps: int = 2000     # linear learning-rate warm-up steps
+    lr: float = 2e-4             # AdamW peak learning rate
+    weight_decay: float = 0.01   # AdamW weight decay (weight matrices and embeddings; biases and norms get none)
+    warmup_steps: int = 2000     # linear learning-rate warm-up steps, then cosine decay to 0 at the last step
     grad_clip: float = 1.0       # gradient-norm clip
     delta: float = 14.0          # policy shift δ (Da)
     mmp_epochs: float = 5.0      # L_mmp fades to zero over this many epochs
     mmp_batch_size: int = 32     # MMP pairs per step during warm-up
     max_steps: int | None = None # stop early after this many steps (smoke runs)
     eval_batch_size: int = 256   # batch size of evaluation passes
-    seed: int = 0                # seed of initialisation and batch order
+    seed: int = 0                # seed of initialisation, batch order and MMP draws
 
-def lr_lambda(step: int, warmup: int, total: int) -> float:
-    "Linear warm-up to 1 over `warmup` steps, then cosine decay to 0 at `total`."
-    if step < warmup: return (step + 1) / warmup
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+def nlmtp_train_config(tc: NLMTPTrainConfig, steps_per_epoch: int, device='cpu') -> TrainConfig:
+    "The trainer settings of the recipe: AdamW, warm-up + cosine to 0, clipping, no EMA; evaluation and a checkpoint every epoch."
+    total = tc.epochs * steps_per_epoch if tc.max_steps is None else min(tc.max_steps, tc.epochs * steps_per_epoch)
+    return TrainConfig(max_steps=max(1, total), lr=tc.lr, weight_decay=tc.weight_decay, warmup_steps=tc.warmup_steps,
+                       min_lr_ratio=0.0, grad_clip=tc.grad_clip, ema_decay=0.0, ema_warmup=False, ckpt_every=steps_per_epoch,
+                       eval_every=steps_per_epoch, log_every=steps_per_epoch, seed=tc.seed, device=str(device), progress=False)
 
-def _save(path, obj): atomic_write(path, lambda p: torch.save(obj, p))
+class NLMTPLoader:
+    "Training batches of one epoch at a time (`set_epoch`): environment-mixed order, the MMP warm-up weight and pairs, seeded by (seed, epoch)."
+    def __init__(self, data: NLMTPData, tc: NLMTPTrainConfig):
+        self.data, self.tc, self.epoch, self.batch_size = data, tc, 0, tc.batch_size
+        self.rows = data.rows('train'); self.env = data.table['env'].to_numpy()[self.rows]
+    def set_epoch(self, epoch: int): self.epoch = epoch
+    def __len__(self) -> int: return math.ceil(len(self.rows) / self.batch_size)
+    def __iter__(self):
+        tc, data = self.tc, self.data
+        rng = np.random.default_rng([tc.seed, self.epoch])           # the same batches whenever this epoch is (re)read
+        order = self.rows[env_mixed_order(self.env, rng)]
+        for k in range(0, len(order), self.batch_size):
+            frac_epoch = self.epoch + k / len(order)
+            b = make_batch(data, order[k:k + self.batch_size])
+            b['warm'] = max(0.0, 1.0 - frac_epoch / tc.mmp_epochs) if tc.mmp_epochs > 0 else 0.0
+            if b['warm'] > 0 and len(data.mmp):
+                b['mmp'] = mmp_batch(data, rng.choice(len(data.mmp), min(tc.mmp_batch_size, len(data.mmp)), replace=False))
+            yield b
 
 # %% ../../nbs/nlmtp/60_nlmtp.ipynb #254f6695
 @torch.no_grad()
@@ -605,59 +626,40 @@ def evaluate(model: NLMTP, data: NLMTPData, rows, delta: float = 14.0, deltas=(7
     return m, df
 
 # %% ../../nbs/nlmtp/60_nlmtp.ipynb #6cc54b81
-def train_nlmtp(data: NLMTPData, cfg: NLMTPConfig, tc: TrainConfig, run_dir, device='cpu', log=print) -> dict:
-    "Train (resuming from run_dir/last.pt if present); returns the final report with the best-on-ID-val checkpoint."
-    run_dir = Path(run_dir); run_dir.mkdir(parents=True, exist_ok=True)
-    set_seed(tc.seed); device = torch.device(device)
-    model = NLMTP(cfg).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    tr = data.rows('train'); steps_per_epoch = math.ceil(len(tr) / tc.batch_size)
-    total = tc.epochs * steps_per_epoch if tc.max_steps is None else min(tc.max_steps, tc.epochs * steps_per_epoch)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_lambda(s, tc.warmup_steps, total))
-    state = dict(epoch=0, step=0, best_val=float('inf'), best_epoch=-1)
-    if (run_dir / 'last.pt').exists():
-        ck = torch.load(run_dir / 'last.pt', map_location=device, weights_only=False)
-        model.load_state_dict(ck['model']); opt.load_state_dict(ck['opt']); sched.load_state_dict(ck['sched'])
-        state = ck['state']; log(f"resumed from epoch {state['epoch']} (step {state['step']})")
-    rng = np.random.default_rng(tc.seed + 1000 * state['epoch'])
-    env_tr = data.table['env'].to_numpy()[tr]
-    ev = lambda split: evaluate(model, data, data.rows(split), tc.delta, deltas=(tc.delta,), device=device,
-                                batch_size=tc.eval_batch_size)[0]
-    while state['epoch'] < tc.epochs and state['step'] < total:
-        t0 = time.time(); order = tr[env_mixed_order(env_tr, rng)]; sums = {}; n_abst = n_seen = 0
-        for k in range(0, len(order), tc.batch_size):
-            if state['step'] >= total: break
-            frac_epoch = state['epoch'] + k / len(order)
-            warm = max(0.0, 1.0 - frac_epoch / tc.mmp_epochs) if tc.mmp_epochs > 0 else 0.0
-            mb = None
-            if warm > 0 and len(data.mmp):
-                mb = mmp_batch(data, rng.choice(len(data.mmp), min(tc.mmp_batch_size, len(data.mmp)), replace=False), device)
-            out = nlmtp_losses(model, make_batch(data, order[k:k + tc.batch_size], device), tc.delta, warm, mb, data.a_sd)
-            opt.zero_grad(set_to_none=True); out['total'].backward()
-            nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip); opt.step(); sched.step(); state['step'] += 1
-            for key in ('total', 'obs', 'mdn', 'dr_func', 'dr_mean', 'rex', 'lor', 'mmp'):
-                sums[key] = sums.get(key, 0.0) + out[key].item()
-            n_abst += out['n_abstain']; n_seen += out['n']
-        nb = max(1, math.ceil(min(len(order), n_seen) / tc.batch_size))
-        state['epoch'] += 1
+LOG_TERMS = ('obs', 'mdn', 'dr_func', 'dr_mean', 'rex', 'lor', 'mmp')  # loss parts in the training log (plus the total, 'loss')
+
+def train_nlmtp(data: NLMTPData, cfg: NLMTPConfig, tc: NLMTPTrainConfig, run_dir, device='cpu', log=print) -> dict:
+    "Train through `molbench.training.trainer.Trainer` (a rerun of `run_dir` continues it exactly); returns the best-on-ID-val model and its epoch."
+    if dist.is_available() and dist.is_initialized(): raise RuntimeError("train_nlmtp runs on one process; launch it without torchrun")
+    set_seed(tc.seed)
+    model = NLMTP(cfg)
+    loader = NLMTPLoader(data, tc); spe = len(loader)
+    def loss_fn(m, b):
+        out = nlmtp_losses(m, b, tc.delta, b['warm'], b.get('mmp'), data.a_sd)
+        return out['total'], {**{k: out[k].detach() for k in LOG_TERMS}, 'abstained': out['n_abstain']}
+    def eval_fn(m, step):
+        s = T.meta.setdefault('nlmtp', {'best_val': math.inf, 'best_epoch': -1, 'best_state': None, 'evals': []})
+        if s['evals'] and s['evals'][-1]['step'] == step: return s['evals'][-1]   # validated already (a finished run rerun)
+        ev = lambda split: evaluate(m, data, data.rows(split), tc.delta, deltas=(tc.delta,), device=T.device,
+                                    batch_size=tc.eval_batch_size)[0]
         val, idt, ood = ev('val'), ev('id_test'), ev('ood')
-        rec = dict(epoch=state['epoch'], step=state['step'], seconds=round(time.time() - t0, 1),
-                   train={k: v / nb for k, v in sums.items()}, train_abstained=n_abst, train_seen=n_seen,
-                   val_rmse=val['rmse'], id_test_rmse=idt['rmse'], ood_rmse=ood['rmse'], val_mae=val['mae'],
-                   ood_mae=ood['mae'], val_abstention=val['abstention_rate'], ood_contrast_mean=ood['contrast_mean'])
-        with open(run_dir / 'log.jsonl', 'a') as f: f.write(json.dumps(rec) + '\n')
-        log(f"epoch {rec['epoch']} step {rec['step']} loss {rec['train'].get('total', float('nan')):.4f} "
-            f"val {val['rmse']:.2f} id_test {idt['rmse']:.2f} ood {ood['rmse']:.2f} kcal/mol "
-            f"abstained {n_abst}/{n_seen} ({rec['seconds']} s)")
-        if val['rmse'] < state['best_val']:
-            state['best_val'], state['best_epoch'] = val['rmse'], state['epoch']
-            _save(run_dir / 'best.pt', dict(model=model.state_dict(), cfg=asdict(cfg), state=dict(state)))
-        _save(run_dir / 'last.pt', dict(model=model.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(),
-                                        cfg=asdict(cfg), state=dict(state)))
-    best = torch.load(run_dir / 'best.pt', map_location=device, weights_only=False)
-    model.load_state_dict(best['model'])
-    return dict(model=model, best_epoch=best['state']['best_epoch'], best_val_rmse=best['state']['best_val'],
-                steps=state['step'])
+        rec = dict(step=step, epoch=math.ceil(step / spe), val_rmse=val['rmse'], id_test_rmse=idt['rmse'], ood_rmse=ood['rmse'],
+                   val_mae=val['mae'], ood_mae=ood['mae'], val_abstention=val['abstention_rate'], ood_contrast_mean=ood['contrast_mean'])
+        s['evals'].append(rec)
+        if val['rmse'] < s['best_val']:                               # chosen on ID validation only, never on OOD
+            s.update(best_val=val['rmse'], best_epoch=rec['epoch'], best_state={k: v.detach().clone() for k, v in m.state_dict().items()})
+        train = [r for r in T.logger.rows if r.get('kind') == 'train' and r['step'] == step]
+        log(f"epoch {rec['epoch']} step {step} loss {train[-1]['loss'] if train else float('nan'):.4f} val {val['rmse']:.2f} "
+            f"id_test {idt['rmse']:.2f} ood {ood['rmse']:.2f} kcal/mol")
+        return rec
+    T = Trainer(model, loss_fn, loader, nlmtp_train_config(tc, spe, device), run_dir=run_dir, eval_fn=eval_fn, meta={'nlmtp_config': asdict(cfg)})
+    used = T.continue_run()
+    if used is not None: log(f"resumed from epoch {math.ceil(T.step / spe)} (step {T.step}) of {used}")
+    T.fit()
+    T.logger.close()
+    s = T.meta['nlmtp']
+    T.model.load_state_dict(s['best_state'])
+    return dict(model=T.model, best_epoch=s['best_epoch'], best_val_rmse=s['best_val'], steps=T.step, history=list(s['evals']))
 
 # %% ../../nbs/nlmtp/60_nlmtp.ipynb #d7a49c7b
 def rf_baseline(data: NLMTPData, n_estimators: int = 200, seed: int = 0, n_jobs: int = 1,
