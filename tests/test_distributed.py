@@ -171,3 +171,19 @@ def test_boom_mlp_two_processes_match_one(tmp_path):
     assert d < 1e-5, d                                                         # float32: only the order of a sum differs
     half = MLPModel(epochs=3, batch_size=8, hidden=(32,), dropout=0.0, patience=100, max_steps=6, device='cpu').fit(df)
     assert maxdiff(torch.cat([q.detach().flatten() for q in half.net.parameters()]), ref) > 1e-4   # a real difference shows
+
+
+def test_boom_runner_under_torchrun_writes_one_run_folder(tmp_path):
+    "`torchrun -m molbench.boom.runner mlp hof` with 2 processes: both train, rank 0 alone creates, scores and writes one run folder."
+    if not os.environ.get('MOLBENCH_DATA_DIR'): pytest.skip('needs $MOLBENCH_DATA_DIR (the reference data)')
+    from molbench.training.trainer import verify_checkpoint
+    e = dict(os.environ, OMP_NUM_THREADS='1'); e.pop(FAULT_ENV, None)
+    p = subprocess.run(TORCHRUN + ['--standalone', '--nproc_per_node=2', '--monitor-interval=0.5', '-m', 'molbench.boom.runner',
+                                   'mlp', 'hof', '--profile', 'smoke', '--run-dir', str(tmp_path), '--set', 'batch_size=16'],
+                       cwd=ROOT, env=e, capture_output=True, text=True, timeout=300)
+    ok(p)
+    (d,) = [q for q in tmp_path.iterdir() if q.is_dir()]                      # one folder, made by rank 0
+    m = json.loads((d / 'metrics.json').read_text())
+    assert m['world_size'] == 2 and m['model'] == 'mlp' and m['id']['n'] > 0 and m['ood']['n'] > 0
+    assert (d / 'predictions.csv').exists() and verify_checkpoint(d / CKPT_LAST) is None
+    assert json.loads(p.stdout.strip().splitlines()[-1])['world_size'] == 2   # printed once, by rank 0

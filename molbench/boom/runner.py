@@ -18,7 +18,7 @@ from .models import PropertyModel
 
 # %% auto #0
 __all__ = ['PROFILES', 'SPLITS', 'PUBLISHED_RMSE', 'PUBLISHED_NOTE', 'available_models', 'get_model', 'Profile', 'get_profile',
-           'regression_metrics', 'boom_task_names', 'load_splits', 'new_run_dir', 'run_boom', 'sweep']
+           'regression_metrics', 'boom_task_names', 'load_splits', 'new_run_dir', 'run_boom', 'sweep', 'main']
 
 # %% ../../nbs/boom/51_runner.ipynb #ecc0ab62
 from .families import MODEL_MODULES   # registry name → module that registers it
@@ -156,6 +156,9 @@ def run_boom(model,                 # registry name (see `available_models()`) o
              model_overrides: dict | None = None  # extra config overrides, applied after the profile's
             ) -> dict:
     "Fit `model` on BOOM `task`'s training split, score ID and OOD, write everything to a fresh run folder; return metrics."
+    from molbench.training.distributed import broadcast
+    from molbench.training.trainer import dist_info
+    rank, world = dist_info()              # under torchrun: every process trains its share; rank 0 scores and writes
     t0 = time.perf_counter()
     prof = get_profile(profile)
     if loader is None: check_choice('task', task, boom_task_names())
@@ -170,12 +173,15 @@ def run_boom(model,                 # registry name (see `available_models()`) o
         m, name, ov = model, model.name, asdict(model.config)
     set_seed(seed)
     frames, excluded = load_splits(task, prof, geometry=m.geometry, seed=seed, loader=loader, data_dir=data_dir)
-    d = new_run_dir(run_dir or 'runs/boom', f"{name}-{task}-{prof.name}-seed{seed}")
-    write_text(d / 'params.yaml', yaml.safe_dump(dict(model=name, task=task, profile=asdict(prof), seed=seed,
-                                                      model_config=asdict(m.config)), sort_keys=False))
+    d = new_run_dir(run_dir or 'runs/boom', f"{name}-{task}-{prof.name}-seed{seed}") if rank == 0 else None
+    d = Path(broadcast(str(d) if d is not None else None))      # one folder for all processes
+    if rank == 0:
+        write_text(d / 'params.yaml', yaml.safe_dump(dict(model=name, task=task, profile=asdict(prof), seed=seed, world_size=world,
+                                                          model_config=asdict(m.config)), sort_keys=False))
     tf = time.perf_counter()
     m.fit(frames['train'], run_dir=d)      # neural families: checksummed checkpoints + log.jsonl in the run folder
     fit_s = time.perf_counter() - tf
+    if rank != 0: return None              # the others are done: rank 0 predicts with the same weights and writes
     preds, metrics = [], {}
     for split in ('id', 'ood'):
         df = frames[split]
@@ -191,7 +197,7 @@ def run_boom(model,                 # registry name (see `available_models()`) o
     out = dict(model=name, task=task, profile=prof.name, seed=seed, units=units, split_recipe=recipe,
                id=metrics['id'], ood=metrics['ood'],
                ood_id_rmse_ratio=metrics['ood']['rmse'] / metrics['id']['rmse'] if metrics['id']['rmse'] > 0 else float('nan'),
-               n_train=len(frames['train']), n_excluded=len(excluded),
+               n_train=len(frames['train']), n_excluded=len(excluded), world_size=world,
                fit_seconds=fit_s, wall_seconds=time.perf_counter() - t0, run_dir=str(d),
                training={k: getattr(m, k) for k in ('epochs_run', 'stop_reason', 'train_seconds') if hasattr(m, k)})
     atomic_write(d / 'predictions.csv', lambda p: pred.to_csv(p, index=False))
@@ -230,3 +236,32 @@ def sweep(models, tasks, profile='smoke', run_dir=None, seed: int = 0, loader=No
                              paper_id_rmse=pub[0] if pub else np.nan, paper_ood_rmse=pub[1] if pub else np.nan,
                              paper_molformer_ood_rmse=mol[1] if mol else np.nan, run_dir=r['run_dir']))
     return pd.DataFrame(rows)
+
+# %% ../../nbs/boom/51_runner.ipynb #0fddb408
+def main(argv=None):
+    "`python -m molbench.boom.runner MODEL TASK [--profile P] [--seed S] [--run-dir D] [--set KEY=VALUE …]`, under torchrun if wanted."
+    import argparse, json
+    ap = argparse.ArgumentParser(prog='python -m molbench.boom.runner',
+                                 description='One BOOM run; under torchrun a neural family trains data-parallel and rank 0 scores and writes.')
+    ap.add_argument('model', help=f"model family: {', '.join(MODEL_MODULES)}")
+    ap.add_argument('task', help='BOOM task, e.g. hof, density, gap')
+    ap.add_argument('--profile', default='smoke', help="'smoke' | 'cpu' | 'gpu' or a YAML file")
+    ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--run-dir', default='runs/boom', help='parent folder of the run folder')
+    ap.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='a model config override, e.g. --set epochs=5')
+    a = ap.parse_args(argv)
+    ov = {}
+    for kv in a.set:
+        if '=' not in kv: ap.error(f"--set takes KEY=VALUE, got {kv!r}")
+        k, v = kv.split('=', 1); ov[k] = yaml.safe_load(v)
+    from molbench.training.distributed import init_distributed, shutdown_distributed
+    rank, world = init_distributed()
+    try:
+        r = run_boom(a.model, a.task, a.profile, run_dir=a.run_dir, seed=a.seed, model_overrides=ov or None)
+        if rank == 0: print(json.dumps({k: r[k] for k in ('model', 'task', 'world_size', 'id', 'ood', 'run_dir')}, default=str))
+        return r
+    finally: shutdown_distributed()
+
+# %% ../../nbs/boom/51_runner.ipynb #0323f8d5
+#| eval: false
+if __name__ == '__main__': main()
