@@ -237,7 +237,7 @@ def sweep(models, tasks, profile='smoke', run_dir=None, seed: int = 0, loader=No
                              paper_molformer_ood_rmse=mol[1] if mol else np.nan, run_dir=r['run_dir']))
     return pd.DataFrame(rows)
 
-# %% ../../nbs/boom/51_runner.ipynb #0fddb408
+# %% ../../nbs/boom/51_runner.ipynb #cd5acaaf
 def main(argv=None):
     "`python -m molbench.boom.runner MODEL TASK [--profile P] [--seed S] [--run-dir D] [--set KEY=VALUE …]`, under torchrun if wanted."
     import argparse, json
@@ -262,6 +262,6 @@ def main(argv=None):
         return r
     finally: shutdown_distributed()
 
-# %% ../../nbs/boom/51_runner.ipynb #0323f8d5
+# %% ../../nbs/boom/51_runner.ipynb #cc28bf10
 #| eval: false
 if __name__ == '__main__': main()

@@ -160,7 +160,8 @@ class _TransformerRegressor(nn.Module):
     def states(self, b):
         if self.kind == 'molformer': return self.encoder(b['input_ids'], b['attention_mask'])
         return self.encoder(input_ids=b['input_ids'], attention_mask=b['attention_mask']).last_hidden_state
-    def forward(self, b):
+    def forward(self, b, mlm: bool = False):    # mlm: the token logits (B, L, V) instead (pre-training; one forward for DDP)
+        if mlm: return self.lm_head(self.states(b))
         h, m = self.states(b), b['attention_mask'][..., None].to(torch.float32)   # (B, L, H), (B, L, 1)
         return self.head((h * m).sum(1) / m.sum(1).clamp(min=1)).squeeze(-1)        # (B,)
 
@@ -225,7 +226,9 @@ class SmilesTransformerModel(TorchPropertyModel):
         enc = self._pretrained if self._pretrained is not None else self._encoder(len(self.tokenizer))
         net = _TransformerRegressor(enc, self.kind, c.hidden if self._pretrained is None else _width(enc),
                                     len(self.tokenizer))
-        if c.mlm_epochs > 0: self.mlm_history = pretrain_mlm(net, items, self.tokenizer, c)
+        if c.mlm_epochs > 0:
+            rd = getattr(self, 'run_dir', None)
+            self.mlm_history = pretrain_mlm(net, items, self.tokenizer, c, None if rd is None else Path(rd) / 'mlm')
         return net
 
     def _fit(self, *a):
@@ -236,28 +239,30 @@ class SmilesTransformerModel(TorchPropertyModel):
 def _width(enc) -> int:
     return enc.config['hidden'] if isinstance(enc, MolFormerEncoder) else enc.config.hidden_size
 
-def pretrain_mlm(net: _TransformerRegressor, items, tokenizer, c: SmilesTransformerConfig) -> list[float]:
-    "Masked-language-model pre-training of `net.encoder` on tokenised training SMILES; returns the loss per epoch."
-    from molbench.core import get_device
-    dev = get_device(c.device); net.to(dev)
-    opt = torch.optim.AdamW(net.parameters(), lr=c.lr, weight_decay=c.weight_decay)
-    g = torch.Generator().manual_seed(c.seed)
-    rng = np.random.default_rng(c.seed)
-    hist = []
-    for _ in range(c.mlm_epochs):
-        net.train(); losses = []
-        perm = rng.permutation(len(items))
-        for s in range(0, len(items), c.batch_size):
-            b = tokenizer.batch([items[k] for k in perm[s:s + c.batch_size]])
-            ids, labels = mask_tokens(b['input_ids'], b['attention_mask'], len(tokenizer), c.mlm_prob, g)
-            b = {'input_ids': ids.to(dev), 'attention_mask': b['attention_mask'].to(dev)}
-            logits = net.lm_head(net.states(b))                                              # (B, L, V)
-            if (labels != -100).sum() == 0: continue
-            loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.to(dev).reshape(-1))
-            opt.zero_grad(); loss.backward(); nn.utils.clip_grad_norm_(net.parameters(), c.grad_clip); opt.step()
-            losses.append(loss.item())
-        hist.append(float(np.mean(losses)) if losses else float('nan'))
-    return hist
+def pretrain_mlm(net: _TransformerRegressor, items, tokenizer, c: SmilesTransformerConfig,
+                 run_dir=None,   # checkpoints + log of the pre-training (a rerun continues it); None: nothing written
+                ) -> list[float]:
+    "Masked-language-model pre-training of `net.encoder` on tokenised training SMILES through the one loop; returns the loss per epoch."
+    from molbench.boom.models import supervised_loader
+    from molbench.training.trainer import Trainer, TrainConfig
+    loader = supervised_loader(items, np.zeros(len(items)), tokenizer.batch, c.batch_size, c.seed)
+    V = len(tokenizer)
+    def loss_fn(model, xb):              # masks drawn from the trainer's (checkpointed) random state: exact resume
+        b = xb.x
+        ids, labels = mask_tokens(b['input_ids'].cpu(), b['attention_mask'].cpu(), V, c.mlm_prob)
+        dev = b['attention_mask'].device
+        logits = model({'input_ids': ids.to(dev), 'attention_mask': b['attention_mask']}, mlm=True)   # (B, L, V)
+        if (labels != -100).sum() == 0: return logits.sum() * 0.0, {}          # nothing masked: a zero step
+        return nn.functional.cross_entropy(logits.reshape(-1, V), labels.to(dev).reshape(-1)), {}
+    spe = len(loader)
+    cfg = TrainConfig(max_steps=max(1, c.mlm_epochs * spe), lr=c.lr, weight_decay=c.weight_decay, warmup_steps=0, min_lr_ratio=1.0,
+                      grad_clip=c.grad_clip or None, ema_decay=0.0, ema_warmup=False, ckpt_every=spe, log_every=spe,
+                      seed=c.seed, device=c.device, progress=False, ddp_find_unused=True)
+    T = Trainer(net, loss_fn, loader, cfg, run_dir=run_dir, meta={'family': 'mlm pre-training'})
+    T.continue_run()
+    T.fit()
+    T.logger.close()
+    return [float(r['loss']) for r in T.logger.rows if r.get('kind') == 'train']
 
 def _register(kind):
     cls = type(f'{kind.capitalize()}Model', (SmilesTransformerModel,),
