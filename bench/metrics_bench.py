@@ -120,7 +120,13 @@ def main():
         print(f"reference ChemNet statistics ({len(ref.smiles):,} SMILES, once per reference): {t_chem}", flush=True)
         (fcd, note), t_fcd = timed(lambda: fcd_score(valid, ref.chemnet))
         print(f"FCD alone ({len(valid):,} valid generated SMILES): {t_fcd}  fcd = {fcd:.4f} {note}", flush=True)
-    out = {'n': a.n, 'n_ref': a.n_ref, 'n_train': a.n_train,
+    import platform, subprocess
+    rev = subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True,
+                         cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+    cmd = ' '.join(['python', 'bench/metrics_bench.py'] + [('<EDM checkout>' if x == a.edm else x) for x in sys.argv[1:]])
+    out = {'command': cmd, 'git_commit': rev, 'hardware': {'machine': platform.machine(), 'cpu_count': os.cpu_count()},
+           'threads': {k: os.environ.get(k) for k in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS')},
+           'n': a.n, 'n_ref': a.n_ref, 'n_train': a.n_train,
            'seconds_cpu': {'reference': t_ref.cpu, 'training_smiles': t_train.cpu, 'stability_only': t_stab.cpu,
                            'all_but_fcd': t_all.cpu, 'reference_chemnet': t_chem and t_chem.cpu, 'fcd': t_fcd and t_fcd.cpu},
            'seconds_wall': {'stability_only': t_stab.wall, 'all_but_fcd': t_all.wall, 'fcd': t_fcd and t_fcd.wall},
@@ -151,6 +157,7 @@ def main():
     out['metrics']['fcd'] = fcd
     print(json.dumps(out['metrics'], indent=1, default=str))
     if a.json:
-        with open(a.json, 'w') as f: json.dump(out, f, indent=1, default=str)
+        from molbench.core import atomic_write
+        atomic_write(a.json, lambda p: p.write_text(json.dumps(out, indent=1, default=str)))
 
 if __name__ == '__main__': main()
