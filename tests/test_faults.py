@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import ROOT
+from conftest import ROOT, FORK, KILLED, in_child
 import molbench.store, molbench.generative.runner, molbench.training.trainer
 from molbench.store import RemoteFile, fetch, cached_file, DataUnavailableError
 from molbench.generative.runner import run, TIMING_KEYS
@@ -27,29 +27,11 @@ from molbench.training.trainer import FAULT_ENV, CKPT_LAST, CKPT_PREV, DiskWrite
 
 torch.set_num_threads(1)
 os.environ.pop(FAULT_ENV, None)
-FORK = mp.get_context('fork')
-KILLED = -signal.SIGKILL
 # 20 steps, checkpoints at 10 and 20, log rows every 5, two batches of 8 samples; no EDM metrics (seconds, not quality)
 SMOKE = dict(arch='gnn', gen='flow_matching', profile='smoke', device='cpu', progress=False, metrics=False,
              n_samples=16, sample_batch_size=8)
 WALL = ('samples_per_s', 'elapsed_s')  # the log's wall-clock columns
 
-
-def in_child(fn, *args, fault=None, timeout=300):
-    "Run `fn(*args)` in a forked process, with $MOLBENCH_FAULT=fault: (exit code, ('ok', result) | ('error', text) | None if killed)."
-    here, there = FORK.Pipe(duplex=False)
-    def child():
-        if fault: os.environ[FAULT_ENV] = fault
-        else: os.environ.pop(FAULT_ENV, None)
-        try: there.send(('ok', fn(*args)))
-        except BaseException as e:
-            there.send(('error', f'{type(e).__name__}: {e}')); os._exit(1)
-    p = FORK.Process(target=child); p.start(); there.close()
-    try: got = here.recv() if here.poll(timeout) else None
-    except EOFError: got = None      # killed before it could answer
-    p.join(timeout)
-    if p.exitcode is None: p.kill(); p.join()
-    return p.exitcode, got
 
 def diff(a, b, at='') -> list:
     "Where two nested states (dicts, lists, tensors, arrays, numbers) differ."

@@ -17,26 +17,14 @@ from molbench.training.trainer import FAULT_ENV, CKPT_LAST, load_checkpoint, ver
 
 torch.set_num_threads(1)
 os.environ.pop(FAULT_ENV, None)
-FORK = mp.get_context('fork')
-KILLED = -signal.SIGKILL
+from conftest import KILLED, in_child as _in_child
 
 
 def in_child(fn, *args, fault=None, timeout=300):
-    "Run `fn(*args)` in a forked process with $MOLBENCH_FAULT=fault: (exit code, result or None if it died)."
-    here, there = FORK.Pipe(duplex=False)
-    def child():
-        if fault: os.environ[FAULT_ENV] = fault
-        else: os.environ.pop(FAULT_ENV, None)
-        try: there.send(('ok', fn(*args)))
-        except BaseException as e:
-            there.send(('error', f'{type(e).__name__}: {e}')); os._exit(1)
-    p = FORK.Process(target=child); p.start(); there.close()
-    try: got = here.recv() if here.poll(timeout) else None
-    except EOFError: got = None
-    p.join(timeout)
-    if p.exitcode is None: p.kill(); p.join()
+    "conftest.in_child, failing the test if the child raised: (exit code, result or None if it died)."
+    code, got = _in_child(fn, *args, fault=fault, timeout=timeout)
     if got is not None and got[0] == 'error': raise AssertionError(f"child failed: {got[1]}")
-    return p.exitcode, (got[1] if got else None)
+    return code, (got[1] if got else None)
 
 
 def flat(module) -> np.ndarray: return torch.cat([p.detach().flatten().cpu() for p in module.parameters()]).numpy()
