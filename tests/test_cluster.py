@@ -104,8 +104,11 @@ def test_local_executor_sweep_requeued_after_preemption_matches_an_uninterrupted
     d = Path(rows[0]['run_dir'])
     assert (d / 'metrics.json').read_bytes() == (tmp_path / 'ref' / 'metrics.json').read_bytes()
     assert rows[0]['metrics'] == json.loads((tmp_path / 'ref' / 'metrics.json').read_text())
-    steps = lambda p: [json.loads(l)['step'] for l in (p / 'log.jsonl').read_text().splitlines()]
-    assert steps(d) == steps(tmp_path / 'ref') == [10, 20, 30, 40, 50, 60]     # nothing logged twice
+    rows_of = lambda p: [json.loads(l) for l in (p / 'log.jsonl').read_text().splitlines()]
+    steps = lambda p, kind: [r['step'] for r in rows_of(p) if r['kind'] == kind]
+    assert steps(d, 'train') == steps(tmp_path / 'ref', 'train') == [10, 20, 30, 40, 50, 60]     # nothing logged twice
+    assert steps(d, 'eval') == steps(tmp_path / 'ref', 'eval')                                   # the validation loss too
+    assert len({(r['step'], r['kind']) for r in rows_of(d)}) == len(rows_of(d))
     print(f"\nrequeued after SIGUSR2: {'continuing from step' in job_out and job_out.split('continuing from step')[1].split()[0]}")
 
 

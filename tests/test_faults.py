@@ -254,7 +254,7 @@ def test_full_disk_fails_clearly_and_loses_nothing(tmp_path, reference):
     assert code == 1 and kind == 'error'
     assert msg.startswith(f'DiskWriteError: cannot write {d / CKPT_LAST}: the file would exceed the file-size limit'), msg
     assert 'rerun the same run folder to continue' in msg
-    assert [r['step'] for r in log_rows(d)] == [5, 10]        # written before the failed checkpoint, intact
+    assert [(r['step'], r['kind']) for r in log_rows(d)] == [(5, 'train'), (10, 'train'), (10, 'eval')]   # written before the failed checkpoint, intact
     assert not (d / CKPT_LAST).exists() and not leftovers(d)
     run(**SMOKE, run_dir=str(d))                              # space again: the rerun continues in the same folder
     assert_same_as(d, reference)
@@ -262,11 +262,11 @@ def test_full_disk_fails_clearly_and_loses_nothing(tmp_path, reference):
 def test_log_row_cut_short_by_a_full_disk(tmp_path, reference, monkeypatch):
     d = tmp_path / 'run'
     real_open, n = open, {'appends': 0}
-    def disk_fills_up(file, mode='r', *a, **k):              # the third log row gets half-way onto the disk
+    def disk_fills_up(file, mode='r', *a, **k):              # the fourth log row (train 5, 10, eval 10, then train 15) gets half-way onto the disk
         f = real_open(file, mode, *a, **k)
         if 'a' in mode and Path(file).name == 'log.jsonl':
             n['appends'] += 1
-            if n['appends'] == 3:
+            if n['appends'] == 4:
                 class Torn:
                     def __enter__(self): return self
                     def __exit__(self, *e): f.close()
@@ -299,7 +299,7 @@ def test_read_only_disk_fails_clearly_and_loses_nothing(tmp_path, reference, mon
         run(**SMOKE, run_dir=str(d))
     assert load_checkpoint(d)[0]['step'] == 20 and verify_checkpoint(d / CKPT_PREV) is None
     assert not (d / 'metrics.json').exists() and not (d / 'samples.pt').exists() and not leftovers(d)
-    assert [r['step'] for r in log_rows(d)] == [5, 10, 15, 20]
+    assert [r['step'] for r in log_rows(d) if r['kind'] == 'train'] == [5, 10, 15, 20]
     real_mkdir = os.mkdir                                     # read-only from the start: not even the folder can be made
     def mkdir(path, *a, **k):
         if str(path).startswith(str(tmp_path)): raise OSError(errno.EROFS, 'Read-only file system')

@@ -69,7 +69,7 @@ def test_train_runner_renders_offline(tmp_path):
     # the results read as a sentence and tables: what was trained and how long it took; no NaN rows
     md = [''.join(o['data']['text/markdown']) for o in outputs if 'text/markdown' in o.get('data', {})]
     assert any(re.match(r'Trained \*\*pairformer\*\* \([\d,]+ parameters\) with \*\*flow_matching\*\* on \*\*qm9 .* for 20 '
-                        r'steps in [\d.]+ s', m) for m in md), md
+                        r'steps( \([\d.e+]+ FLOPs\))? in [\d.]+ s', m) for m in md), md
     tables = [''.join(o['data']['text/html']) for o in outputs
               if 'text/html' in o.get('data', {}) and 'quality' in ''.join(o['data']['text/html'])]
     assert tables and not re.search(r'>\s*(nan|NaN|None)\s*<', tables[0]), 'a NaN row in the metrics table'
