@@ -420,7 +420,8 @@ def evaluate_samples(samples: Batch, data: RunData, p: RunParams) -> dict:
     `p.n_reference` training structures (novelty against their SMILES, computed by the same EDM pipeline)."""
     res = {'checks': distribution_checks(samples, data)}
     if not p.metrics: return res
-    from molbench.metrics import evaluate_molecules, evaluate_crystals, smiles_from_edm
+    from molbench.metrics import evaluate_molecules, evaluate_crystals
+    from molbench.metrics.molecules import edm_training_smiles
     fn = evaluate_crystals if data.periodic else evaluate_molecules
     good = finite_ids(samples)
     sel = Batch(x=samples.x[good], z=samples.z[good], node_mask=samples.node_mask[good],
@@ -438,7 +439,7 @@ def evaluate_samples(samples: Batch, data: RunData, p: RunParams) -> dict:
                     f"{dataset_label(p.dataset)} has no CDVAE COV cutoffs: MP-20's are used (structure {s_cut}, "
                     f"composition {c_cut})")
         else:
-            train_smiles = [s for s in (smiles_from_edm(r.z.numpy(), r.pos.numpy()) for r in ref or []) if s]
+            train_smiles = edm_training_smiles(ref) if ref else None      # whole molecules (EDM) and largest fragments
             res['metrics'] = fn(sel, reference=ref, training_smiles=train_smiles)
     except Exception as e:   # a failing metric must not lose a trained run: the samples are still written
         res['metrics_error'] = f'{fn.__module__}.{fn.__name__} failed: {type(e).__name__}: {e}'
