@@ -70,6 +70,7 @@ class RunParams:
     steps: int = 1000                   # optimiser steps (also the cosine horizon)
     minutes: float | None = 6.0         # training time budget in minutes (0 or None: steps only)
     batch_size: int = 32                # structures per optimiser step (per accumulated batch)
+    bucket: int = 0                     # size-bucketed batches from pools of this many batches (0: plain shuffling); 50 trains ~2x faster on CPU (one process; torchrun shards plainly)
     accum_steps: int = 1                # batches accumulated into one optimiser step
     lr: float = 5e-4                    # peak learning rate (AdamW)
     weight_decay: float = 0.0           # AdamW weight decay (matrices only)
@@ -246,7 +247,7 @@ def build_data(p: RunParams) -> RunData:
         raise ValueError(f"batch_size {p.batch_size} is larger than the data ({len(ds)} structures in {p.dataset}/{p.split})")
     st = data_statistics(ds)
     lat = st['lattices']
-    return RunData(dataset=ds, loader=make_loader(ds, p.batch_size, shuffle=True, seed=p.seed),
+    return RunData(dataset=ds, loader=make_loader(ds, p.batch_size, shuffle=True, seed=p.seed, bucket=p.bucket),
                    vocab=tuple(sorted(st['element_counts'])), periodic=lat is not None,
                    n_atoms_hist=st['n_atoms_hist'], element_counts=st['element_counts'],
                    lattice_stats=lattice_statistics(lat) if lat is not None else None,
