@@ -517,11 +517,11 @@ def _what_runs(d: dict) -> dict:
     return yaml.safe_load(yaml.safe_dump({k: v for k, v in d.items() if k not in _NOT_THE_RUN}, sort_keys=True))
 
 def same_run(run_dir, p: RunParams) -> bool:
-    "Does `run_dir/params.yaml` describe the run `p` (every parameter but the folder, profile names and progress bars)?"
+    "Does `run_dir/params.yaml` describe the run `p` (every parameter but the folder, profile names and progress bars)? A parameter added since the folder was written counts at its default."
     f = Path(run_dir) / 'params.yaml'
     try: old = yaml.safe_load(f.read_text())
     except (OSError, yaml.YAMLError): return False
-    return isinstance(old, dict) and _what_runs(old) == _what_runs(asdict(p))
+    return isinstance(old, dict) and _what_runs({**asdict(RunParams()), **old}) == _what_runs(asdict(p))
 
 def existing_run_dir(p: RunParams) -> Path | None:
     "The folder that already holds the run `p`: `p.run_dir` or one of its `-2`, `-3`, … siblings; None without an explicit `run_dir`."
