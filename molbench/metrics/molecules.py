@@ -768,6 +768,9 @@ def evaluate_molecules(samples,                               # list of (z, pos)
         out.update(posebusters_checks(sub)); out['n_posebusters'] = len(sub); lap('posebusters')
         out.update(strain_summary(sub, strain_threshold)); out['n_strain'] = len(sub); lap('strain')
         notes['posebusters'] = f'PoseBusters and MMFF strain on a random subsample of {len(sub)} of {len(idx)} valid molecules'
+    if n and not any(s is not None for s in smiles):          # nothing valid: every metric of valid molecules is NaN, say why
+        for k, v in out.items():
+            if isinstance(v, float) and v != v and k not in notes: notes[k] = f'none of the {n} samples is a valid molecule'
     out['seconds'] = time.time() - t0
     out['timings'] = timings
     out['notes'] = notes
