@@ -15,13 +15,14 @@ once a combination has enough runs, its `fits`: L(C) = E + A·C^−α on the com
 curvature test (one power law or a broken one) — with 95 % bootstrap intervals over runs.
 
 Resumable: a run already in the results file is skipped; an interrupted one continues in its run folder (<runs-root>/<name>);
-rerun the same command after a kill. Fits are recomputed from the tracker file each time.
+rerun the same command after a kill. Fits are recomputed from the tracker file each time. Each run's samples (XYZ) are
+copied to `<out stem>_samples/`.
 
 Usage: OMP_NUM_THREADS=1 python bench/scaling.py [--grid params/scaling.yaml] [--combos gnn:flow_matching,...]
                                                  [--out results/scaling_qm9_cpu.json] [--runs-root runs/scaling] [--fit-only]
 """
 from __future__ import annotations
-import argparse, json, os, platform, subprocess, sys, time
+import argparse, json, os, platform, shutil, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,6 +145,8 @@ def main(argv=None):
                 layers=s['layers'], n_train=s['n_train'], run_dir=str(Path(a.runs_root) / s['name']),
                 scaling_log=str(track), **(g.get('set') or {}))
         rows[s['name']] = row_of(s, m, time.process_time() - c0, time.perf_counter() - w0)
+        sdir = out.with_name(out.stem + '_samples'); sdir.mkdir(parents=True, exist_ok=True)   # the samples behind each row
+        if (Path(m['run_dir']) / 'samples.xyz').exists(): shutil.copyfile(Path(m['run_dir']) / 'samples.xyz', sdir / f"{s['name']}.xyz")
         save()
         r = rows[s['name']]
         print(f"[{k}/{len(todo)}] {s['name']}: N={r['N']:,} val_loss={r['val_loss']:.4f} C={r['train_flops']:.3g} FLOPs "

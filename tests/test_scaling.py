@@ -90,5 +90,6 @@ def test_scaling_sweep_records_fits_and_resumes(root, tmp_path):
     fit = res['fits']['gnn:flow_matching']['L_of_C']
     assert 'error' not in fit and 2 <= fit['n_runs'] <= 5 and set(fit['intervals']) == {'E', 'A', 'alpha'}
     assert res['git_commit'] and res['command'].startswith('python bench/scaling.py')
+    assert sorted(q.stem for q in (tmp_path / 'scaling_samples').glob('*.xyz')) == sorted(names)   # the samples behind each row
     p2 = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)   # everything done: nothing runs again
     assert p2.returncode == 0 and '0 run(s) to do, 5 done' in p2.stdout, p2.stdout + p2.stderr[-2000:]
