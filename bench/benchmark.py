@@ -139,7 +139,7 @@ def main(argv=None):
     out = Path(a.out); sdir = out.with_name(out.stem + '_samples')
     old = json.loads(out.read_text()) if out.exists() else {}
     rows = {r['name']: r for r in old.get('rows', [])}
-    prov = provenance(argv); prov['command'] = prov['command'].replace('bench/scaling.py', 'bench/benchmark.py')
+    prov = provenance(argv, 'bench/benchmark.py')
     def save():
         rs = sorted(rows.values(), key=lambda r: r['name'])
         total = sum(r['cpu_s'] for r in rs)
@@ -150,7 +150,7 @@ def main(argv=None):
     if a.summary_only: save(); print(f"summary → {out}"); return
     todo = [(x, y, b, s) for b in g['flops_budgets'] for x in g['archs'] for y in g['gens'] for s in g['seeds']]
     todo = [t for t in todo if f'{t[0]}-{t[1]}-C{t[2]:.0e}-s{t[3]}' not in rows]
-    print(f"{len(todo)} run(s) to do, {len(rows)} done → {out}", flush=True)
+    print(f"{len(todo)} run(s) to do, {len(rows)} done → {os.path.relpath(out, ROOT)}", flush=True)
     for k, (arch, gen, budget, seed) in enumerate(todo, 1):
         name = f'{arch}-{gen}-C{budget:.0e}-s{seed}'
         c0, w0 = time.process_time(), time.perf_counter()

@@ -90,6 +90,7 @@ def main(argv=None):
 
     def record(row):
         nonlocal table
+        if 'run_dir' in row: row = row.assign(run_dir=[os.path.relpath(v, ROOT) for v in row['run_dir']])   # no path of this machine
         table = merge_rows(table, row)
         fault_point('sweep_row')            # test hook: a kill with the pair finished, its row not yet written
         write_text(out, table.to_csv(index=False))
@@ -116,7 +117,7 @@ def main(argv=None):
     if a.predictions:  # keep the test-set predictions beside the table (the run folders are not part of the repository)
         dest = Path(a.predictions); dest.mkdir(parents=True, exist_ok=True)
         for r in table.itertuples():
-            src, tgt = Path(r.run_dir) / 'predictions.csv', dest / f"{r.model}_{r.task}_{r.profile}.csv"
+            src, tgt = ROOT / r.run_dir / 'predictions.csv', dest / f"{r.model}_{r.task}_{r.profile}.csv"
             if src.exists() and not tgt.exists(): write_text(tgt, src.read_text())
 
 if __name__ == '__main__':

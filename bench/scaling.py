@@ -29,13 +29,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def provenance(argv) -> dict:
-    "The exact command, the code version, the machine and the thread settings."
+def provenance(argv, script: str = 'bench/scaling.py') -> dict:
+    "The exact command (`script` with `argv`), the code version, the machine and the thread settings."
     rev = subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     dirty = bool(subprocess.run(['git', 'status', '--porcelain', '--', 'molbench', 'bench', 'params'], capture_output=True,
                                 text=True, cwd=ROOT).stdout.strip())
     import torch
-    return {'command': ' '.join(['python', 'bench/scaling.py', *argv]), 'git_commit': rev, 'git_dirty': dirty,
+    return {'command': ' '.join(['python', script, *argv]), 'git_commit': rev, 'git_dirty': dirty,
             'hardware': {'machine': platform.machine(), 'processor': platform.processor() or platform.machine(),
                          'cpu_count': os.cpu_count(), 'torch': torch.__version__,
                          'device': 'cuda' if torch.cuda.is_available() else 'cpu'},
@@ -138,7 +138,7 @@ def main(argv=None):
                          'tracker': os.path.relpath(track, ROOT), 'runs': sorted(rows.values(), key=lambda r: r['name']), 'fits': fits})
     if a.fit_only: save(); print(f"fits → {out}"); return
     todo = [s for s in grid_runs(g, combos) if s['name'] not in rows]
-    print(f"{len(todo)} run(s) to do, {len(rows)} done → {out}", flush=True)
+    print(f"{len(todo)} run(s) to do, {len(rows)} done → {os.path.relpath(out, ROOT)}", flush=True)
     for k, s in enumerate(todo, 1):
         c0, w0 = time.process_time(), time.perf_counter()
         m = run(arch=s['arch'], gen=s['gen'], dataset=g.get('dataset', 'qm9'), profile=g.get('profile'), hidden=s['hidden'],

@@ -21,7 +21,7 @@ Usage: OMP_NUM_THREADS=1 python bench/sweep_generative.py --profile default --se
        [--executor slurm --gpus-per-job 1 --partition gpu --timeout-min 240 --setup 'source .venv/bin/activate']
 """
 from __future__ import annotations
-import argparse, json, sys, time
+import argparse, json, os, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,7 +83,7 @@ def main(argv=None):
     def record(kw, m, wall_s, job=None):
         nonlocal rows
         m = dict(m); timing = m.pop('timing'); where = m.pop('run_dir')
-        row = dict(arch=kw['arch'], gen=kw['gen'], dataset=a.dataset, profile=kw['profile'], overrides=extra, run_dir=where,
+        row = dict(arch=kw['arch'], gen=kw['gen'], dataset=a.dataset, profile=kw['profile'], overrides=extra, run_dir=os.path.relpath(where, ROOT),
                    wall_s=round(wall_s, 1), metrics=m, timing=timing)
         if job is not None: row['job'] = job
         rows = merge_row(rows, row)

@@ -43,7 +43,7 @@ def test_generative_sweep_on_the_debug_executor_writes_the_local_rows(tmp_path, 
     for a, b in zip(local, cluster):
         assert b['metrics'] == a['metrics'] and b['overrides'] == a['overrides'] and b['profile'] == a['profile']
         assert set(b) == set(a) | {'job'} and b['job']['executor'] == 'debug' and b['wall_s'] > 0
-        assert Path(b['run_dir'], 'metrics.json').read_bytes() == Path(a['run_dir'], 'metrics.json').read_bytes()
+        assert Path(ROOT, b['run_dir'], 'metrics.json').read_bytes() == Path(ROOT, a['run_dir'], 'metrics.json').read_bytes()
     capsys.readouterr()
     sweep.main(base + ['--runs-root', str(tmp_path / 'b'), '--out', str(tmp_path / 'b.json')] + jobs)   # rerun: nothing to submit
     out = capsys.readouterr().out
@@ -101,7 +101,7 @@ def test_local_executor_sweep_requeued_after_preemption_matches_an_uninterrupted
     assert 'molbench: job signalled' in job_out and job_out.count('Starting with JobEnvironment') == 2, job_out
     rows = _rows(out)
     assert [(r['arch'], r['gen'], r['job']['executor']) for r in rows] == [('gnn', 'flow_matching', 'local')]
-    d = Path(rows[0]['run_dir'])
+    d = ROOT / rows[0]['run_dir']
     assert (d / 'metrics.json').read_bytes() == (tmp_path / 'ref' / 'metrics.json').read_bytes()
     assert rows[0]['metrics'] == json.loads((tmp_path / 'ref' / 'metrics.json').read_text())
     rows_of = lambda p: [json.loads(l) for l in (p / 'log.jsonl').read_text().splitlines()]
@@ -120,7 +120,7 @@ def test_local_executor_job_with_two_processes_trains_with_ddp(tmp_path):
                 '--runs-root', str(tmp_path / 'runs'), '--out', str(out), '--executor', 'local', '--processes-per-job', '2',
                 '--jobs-folder', str(tmp_path / 'jobs'), '--poll-s', '0.5', '--timeout-min', '20'])
     (row,) = _rows(out)
-    d = Path(row['run_dir'])
+    d = ROOT / row['run_dir']
     assert row['metrics']['train']['steps'] == 20 and row['metrics']['checks']['n_samples'] == 8
     starts = json.loads((d / 'distributed.json').read_text())['starts']
     assert [(s['world_size'], s['backend'], s['per_process_batch']) for s in starts] == [(2, 'gloo', 4)]

@@ -154,7 +154,7 @@ def test_generative_sweep_killed_and_rerun_has_every_row_once(tmp_path):
     rows = json.loads(out.read_text())['rows']
     assert [(r['arch'], r['gen']) for r in rows] == [('gnn', 'flow_matching'), ('gnn', 'diffusion')]
     for r in rows:
-        assert r['metrics'] == json.loads(Path(r['run_dir'], 'metrics.json').read_text()) and r['timing']
+        assert r['metrics'] == json.loads(Path(ROOT, r['run_dir'], 'metrics.json').read_text()) and r['timing']
         assert r['metrics']['train']['steps'] == 20
     assert [r['step'] for r in log_rows(df) if r['kind'] == 'train'] == [5, 10, 15, 20]   # steps 11–15 logged once
     assert sorted(p.name for p in runs.iterdir()) == ['qm9-gnn-diffusion', 'qm9-gnn-flow_matching']
@@ -173,7 +173,7 @@ def test_boom_sweep_killed_and_rerun_has_every_row_once(tmp_path):
     assert code == 0, got
     table = pd.read_csv(out)
     assert table[['model', 'task', 'profile', 'seed']].values.tolist() == [['rf', 'density', 'smoke', 0], ['rf', 'hof', 'smoke', 0]]
-    assert all(Path(r, 'metrics.json').exists() for r in table.run_dir)
+    assert all(Path(ROOT, r, 'metrics.json').exists() for r in table.run_dir)
     code, _ = in_child(boom.main, argv)                             # a rerun of a finished sweep changes nothing
     assert code == 0 and pd.read_csv(out).equals(table)
 
