@@ -29,7 +29,7 @@ OFFLINE_JS_ENV = 'MOLBENCH_OFFLINE_JS'   # set → views use the page's own 3Dmo
 OFFLINE_JS = 'data:text/javascript,'     # an empty script: the loader resolves at once and the page's $3Dmol is used
 THREEDMOL_VERSION = '2.5.5'              # the 3Dmol.js that py3Dmol 2.5.5 loads, from the npm package `3dmol`
 THREEDMOL_SHA256 = 'f7cc78921ae72e7623e89cdd111434f58c2efddd2ffda1cd212644b406fb8016'   # its build/3Dmol-min.js
-_LOCAL_JS = 'molbench-local-3Dmol.js'    # placeholder script source, replaced by the embedded copy in `View._make_html`
+_LOCAL_JS = 'molbench-local-3Dmol.js'    # the script name py3Dmol's HTML refers to; `View._make_html` embeds the local copy in its place
 
 def threedmol_js(npm: str = 'npm') -> Path:  # npm client used when the package tarball is not cached yet
     "Path of a checked local `3Dmol-min.js`: the molbench cache's copy, else extracted from the cached npm tarball (as the book build leaves it), else `npm pack`ed into the cache."
