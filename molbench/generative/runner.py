@@ -75,6 +75,7 @@ class RunParams:
     lr: float = 5e-4                    # peak learning rate (AdamW)
     weight_decay: float = 0.0           # AdamW weight decay (matrices only)
     warmup_steps: int = 100             # linear warm-up steps
+    schedule_span: str = 'steps'        # the cosine decay spans `steps`, or the time budget `minutes` ('time')
     ema_decay: float = 0.999            # EMA of the weights used for sampling
     grad_clip: float | None = 1.0       # max gradient norm (None: no clipping)
     amp: str = 'none'                   # 'none' | 'bf16' | 'fp16' autocast (CUDA only)
@@ -132,7 +133,7 @@ def load_profile(profile) -> dict:
 def train_config(p: RunParams) -> TrainConfig:
     "The trainer's configuration for a run."
     return TrainConfig(max_steps=p.steps, max_minutes=p.minutes or None, lr=p.lr, weight_decay=p.weight_decay,
-                       warmup_steps=p.warmup_steps, grad_clip=p.grad_clip, accum_steps=p.accum_steps,
+                       warmup_steps=p.warmup_steps, schedule_span=p.schedule_span if p.minutes else 'steps', grad_clip=p.grad_clip, accum_steps=p.accum_steps,
                        ema_decay=p.ema_decay, amp=p.amp, ckpt_every=p.ckpt_every, log_every=p.log_every, seed=p.seed,
                        eval_every=p.ckpt_every if p.n_val else 0,
                        device=p.device, progress=p.progress)

@@ -43,6 +43,7 @@ class TrainConfig:
     betas: tuple = (0.9, 0.999)       # AdamW betas
     warmup_steps: int = 100           # linear warm-up from ~0 to `lr`
     min_lr_ratio: float = 0.1         # the cosine ends at `lr * min_lr_ratio` at `max_steps`
+    schedule_span: str = 'steps'      # the cosine spans `max_steps` ('steps') or the time budget `max_minutes` ('time': its end is re-estimated from the step rate)
     grad_clip: float | None = 1.0     # max global gradient norm (None or 0: no clipping; the norm is still logged)
     accum_steps: int = 1              # batches whose gradients are accumulated into one optimiser step
     ema_decay: float = 0.999          # decay of the weight EMA used for sampling and eval (0: EMA = current weights)
@@ -73,6 +74,8 @@ class TrainConfig:
         need(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), f"betas must be two numbers in [0, 1), got {self.betas!r}")
         need(self.warmup_steps >= 0, f"warmup_steps must be ≥ 0, got {self.warmup_steps!r}")
         need(0 <= self.min_lr_ratio <= 1, f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
+        need(self.schedule_span in ('steps', 'time'), f"schedule_span must be 'steps' or 'time', got {self.schedule_span!r}")
+        need(self.schedule_span == 'steps' or self.max_minutes, "schedule_span='time' needs a time budget (max_minutes)")
         need(self.grad_clip is None or self.grad_clip >= 0, f"grad_clip must be ≥ 0 or None, got {self.grad_clip!r}")
         need(isinstance(self.accum_steps, int) and self.accum_steps >= 1, f"accum_steps must be an integer ≥ 1, got {self.accum_steps!r}")
         need(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
@@ -748,6 +751,15 @@ def continue_run(self: Trainer, fallback=None) -> Path | None:
     self._saved_step = msg[1]                                    # every rank agrees on whether the end needs a checkpoint
     return None if msg[0] is None else Path(msg[0])
 
+# %% ../../nbs/training/40_trainer.ipynb #6c66b131
+@patch
+def _span_time(self: Trainer, t_start: float, step0: int, target: int):
+    "`schedule_span='time'`: move the cosine's end to the step at which this `fit` call's time budget will be spent."
+    done, frac = self.step - step0, (time.perf_counter() - t_start) / (60 * self.cfg.max_minutes)
+    if done < 10 or frac <= 0: return                                 # too few steps to estimate the rate
+    self.sched.lr_lambdas[0].total = int(min(target, max(self.step + 1, step0 + done / frac)))
+
+
 # %% ../../nbs/training/40_trainer.ipynb #557de5b2
 @patch
 def fit(self: Trainer, steps: int | None = None) -> dict:
@@ -755,7 +767,7 @@ def fit(self: Trainer, steps: int | None = None) -> dict:
     cfg = self.cfg
     target = min(steps or cfg.max_steps, cfg.max_steps)
     self._fit_t0 = t_start = t_log = time.perf_counter(); n_log = 0
-    stopped, self._stop_request = 'max_steps', None
+    stopped, self._stop_request, step0 = 'max_steps', None, self.step
     bar = tqdm(total=target, initial=self.step, disable=not cfg.progress or not self.is_main, desc='train', dynamic_ncols=True)
     self._ckpt_t = t_start
     try:
@@ -764,6 +776,7 @@ def fit(self: Trainer, steps: int | None = None) -> dict:
                 over = time.perf_counter() - t_start > 60 * cfg.max_minutes
                 if self.ddp: over = self._any(over)                  # every process stops after the same step
                 if over: stopped = 'max_minutes'; break
+            if cfg.schedule_span == 'time': self._span_time(t_start, step0, target)
             out = self._train_step()
             if out is None:
                 self.logger.log({'step': self.step, 'kind': 'bad_step', 'bad_steps': self.bad_steps})
