@@ -216,10 +216,15 @@ class PropertyModel:
 
     def __repr__(self): return f"{type(self).__name__}({self.config})"
 
-    def usable(self, df: pd.DataFrame) -> np.ndarray:
+    def usable(self, df: pd.DataFrame,
+               smiles: bool = True,   # require a parsable SMILES; False: geometric families judge rows by their z, pos alone
+              ) -> np.ndarray:
         "Bool mask of rows this model can featurise; the others are recorded in `self.excluded`."
         ids = df.id.values if 'id' in df else np.arange(len(df))
-        parsed = np.array([parse_smiles(s) is not None for s in df.smiles], dtype=bool)
+        if not smiles and not (self.geometry and 'z' in df and 'pos' in df):
+            raise ValueError(f"{self.name}: only geometric families with z and pos columns can predict without SMILES")
+        parsed = (np.array([parse_smiles(s) is not None for s in df.smiles], dtype=bool) if smiles
+                  else np.ones(len(df), dtype=bool))
         ok = parsed.copy()
         if self.geometry:
             if 'z' in df and 'pos' in df:
@@ -252,10 +257,12 @@ class PropertyModel:
         self.fit_seconds = time.perf_counter() - t0
         return self
 
-    def predict(self, df: pd.DataFrame) -> np.ndarray:
+    def predict(self, df: pd.DataFrame,
+                smiles: bool = True,   # False: geometric families predict from z, pos alone (generated molecules have no SMILES)
+               ) -> np.ndarray:
         "Predictions in raw units, one per row of `df` (NaN for rows that cannot be featurised)."
         if self.normaliser is None: raise RuntimeError(f"{self.name}: call fit() before predict()")
-        ok = self.usable(df)
+        ok = self.usable(df, smiles)
         out = np.full(len(df), np.nan)
         if ok.any():
             z = np.asarray(self._predict(df[ok].reset_index(drop=True)), dtype=np.float64).reshape(-1)

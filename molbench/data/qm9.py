@@ -18,10 +18,10 @@ from ..core import (DATASETS, QM9_ELEMENTS, QM9_Z, cache_dir, check_choice, elem
                            sha256_file, write_json)
 
 # %% auto #0
-__all__ = ['QM9_PROPERTIES', 'QM9_UNITS', 'QM9_SPLITS', 'qm9pack_dir', 'qm9_sources', 'parse_numbers', 'parse_symbols', 'QM9Data',
-           'read_qm9_csv', 'parse_qm9_frame', 'qm9_cache_key', 'edm_split', 'entry_problem', 'qm9_data',
-           'qm9_cache_path', 'qm9_report', 'load_qm9_table', 'qm9_splits', 'Molecule', 'QM9Dataset', 'load_qm9',
-           'qm9_statistics']
+__all__ = ['QM9_PROPERTIES', 'QM9_UNITS', 'QM9_SPLITS', 'EDM_HALVES', 'qm9pack_dir', 'qm9_sources', 'parse_numbers',
+           'parse_symbols', 'QM9Data', 'read_qm9_csv', 'parse_qm9_frame', 'qm9_cache_key', 'edm_split', 'entry_problem',
+           'qm9_data', 'qm9_cache_path', 'qm9_report', 'load_qm9_table', 'qm9_splits', 'Molecule', 'QM9Dataset',
+           'edm_halves', 'load_qm9', 'qm9_statistics']
 
 # %% ../../nbs/data/02_qm9.ipynb #274f6a9b
 def qm9pack_dir() -> Path:
@@ -314,18 +314,27 @@ class QM9Dataset(Dataset):
         return self._props[self.indices][:, cols]
     def __repr__(self): return f"QM9Dataset({self.split or 'all'}: {len(self):,} molecules)"
 
-def load_qm9(split: str | None = None,   # None (all molecules) or 'train' / 'val' / 'test' (EDM split)
+EDM_HALVES = ('train_a', 'train_b')     # EDM's halves of the training split (property predictor / conditional generator)
+
+def edm_halves(n_train: int) -> dict[str, np.ndarray]:
+    "Positions in the training split of EDM's halves: `np.random.seed(42)` permutation, first half A, second half B (qm9/data/utils.py)."
+    perm = np.random.RandomState(42).permutation(n_train)
+    return {'train_a': perm[:n_train // 2], 'train_b': perm[n_train // 2:]}
+
+def load_qm9(split: str | None = None,   # None (all molecules), 'train' / 'val' / 'test' (EDM split), or EDM's halves 'train_a' / 'train_b' of train
              n: int | None = None,       # keep only the first n molecules of the split (a random subset of it)
              data_dir=None,              # folder with qm9_part<k>.csv; None → qm9pack's
              nrows: int | None = None    # parse only the first nrows rows, bypassing the cache (quick tests)
             ) -> QM9Dataset:
     "QM9 (or one EDM split of it) as a torch Dataset of `Molecule` records."
-    if split is not None: check_choice('split', split, QM9_SPLITS)
+    if split is not None: check_choice('split', split, QM9_SPLITS + EDM_HALVES)
     if nrows is not None:
         if split is not None: raise ValueError("nrows= reads the first rows of the file, which have no EDM split")
         data = parse_qm9_frame(read_qm9_csv(qm9_sources(data_dir), nrows))
     else: data = qm9_data(data_dir)
-    idx = None if split is None else qm9_splits(data_dir)[split]
+    if split in EDM_HALVES:
+        tr = qm9_splits(data_dir)['train']; idx = tr[edm_halves(len(tr))[split]]
+    else: idx = None if split is None else qm9_splits(data_dir)[split]
     if n is not None:
         total = len(data) if idx is None else len(idx)
         if not 0 < n <= total: raise ValueError(f"n={n} but the {split or 'whole'} set has {total:,} molecules")

@@ -67,6 +67,9 @@ class RunParams:
     heads: int = 4                      # attention heads (the GNN ignores it)
     arch_cfg: dict = field(default_factory=dict)  # further backbone options (its config dataclass's fields)
     gen_cfg: dict = field(default_factory=dict)   # further process options (solver, schedule, loss weights)
+    condition: list = field(default_factory=list) # properties to condition on (QM9: alpha, gap, homo, lumo, mu, cv; crystals: their columns); [] = unconditional
+    p_uncond: float = 0.1               # conditional runs: probability of dropping the context in training (classifier-free guidance)
+    guidance: float = 1.0               # conditional runs: guidance scale at sampling (0 unconditional, 1 conditional, > 1 stronger)
     steps: int = 1000                   # optimiser steps (also the cosine horizon)
     minutes: float | None = 6.0         # training time budget in minutes (0 or None: steps only)
     batch_size: int = 32                # structures per optimiser step (per accumulated batch)
@@ -185,6 +188,12 @@ def validate_params(p: RunParams) -> RunParams:
         raise ValueError(f"batch_size {p.batch_size} is larger than the data (n_train={p.n_train}): lower batch_size")
     for k in ('arch_cfg', 'gen_cfg'):
         if not isinstance(getattr(p, k), dict): raise ValueError(f"{k} must be a mapping, got {getattr(p, k)!r}")
+    if isinstance(p.condition, str): p.condition = [s.strip() for s in p.condition.split(',') if s.strip()]   # 'alpha,gap'
+    if not isinstance(p.condition, (list, tuple)) or not all(isinstance(s, str) for s in p.condition):
+        raise ValueError(f"condition must be a list of property names, got {p.condition!r}")
+    p.condition = list(p.condition)
+    if not 0 <= p.p_uncond < 1: raise ValueError(f"p_uncond must be in [0, 1), got {p.p_uncond!r}")
+    if not math.isfinite(p.guidance): raise ValueError(f"guidance must be a finite number, got {p.guidance!r}")
     train_config(p)   # checks steps, lr, minutes, amp, ...
     return p
 
@@ -248,7 +257,8 @@ def build_data(p: RunParams) -> RunData:
         raise ValueError(f"batch_size {p.batch_size} is larger than the data ({len(ds)} structures in {p.dataset}/{p.split})")
     st = data_statistics(ds)
     lat = st['lattices']
-    return RunData(dataset=ds, loader=make_loader(ds, p.batch_size, shuffle=True, seed=p.seed, bucket=p.bucket),
+    return RunData(dataset=ds, loader=make_loader(ds, p.batch_size, shuffle=True, seed=p.seed, bucket=p.bucket,
+                                                  y_keys=list(p.condition) or None),
                    vocab=tuple(sorted(st['element_counts'])), periodic=lat is not None,
                    n_atoms_hist=st['n_atoms_hist'], element_counts=st['element_counts'],
                    lattice_stats=lattice_statistics(lat) if lat is not None else None,
@@ -256,10 +266,15 @@ def build_data(p: RunParams) -> RunData:
 
 # %% ../../nbs/generative/41_runner.ipynb #155ca541
 def build_model(p: RunParams, data: RunData) -> torch.nn.Module:
-    "The backbone named `p.arch`, sized by `p`, seeded by `p.seed`."
+    "The backbone named `p.arch`, sized by `p`, seeded by `p.seed`; wrapped in a `ConditionalBackbone` when `p.condition` names properties."
     set_seed(p.seed)
-    return _get(ARCHS, p.arch)(len(data.vocab), periodic=data.periodic, context_dim=0, hidden=p.hidden, layers=p.layers,
-                               heads=p.heads, **p.arch_cfg)
+    P = len(p.condition)
+    net = _get(ARCHS, p.arch)(len(data.vocab), periodic=data.periodic, context_dim=P + 1 if P else 0, hidden=p.hidden,
+                              layers=p.layers, heads=p.heads, **p.arch_cfg)
+    if not P: return net
+    from molbench.generative.conditional import ConditionalBackbone, property_matrix
+    y = property_matrix(data.dataset, p.condition)                   # (M, P) the training split's values: the normalisation
+    return ConditionalBackbone(net, y.mean(0), y.std(0), names=p.condition, p_uncond=p.p_uncond, guidance=p.guidance)
 
 def build_process(p: RunParams, data: RunData):
     "The generative process named `p.gen` over the data's vocabulary."
@@ -278,7 +293,8 @@ def make_run_dir(p: RunParams) -> Path:
 
 def build_trainer(p: RunParams, model, process, data: RunData, run_dir) -> Trainer:
     "A `Trainer` for the process's loss, continuing the run folder's own newest usable checkpoint, else `p.resume` if given."
-    t = Trainer(model, process.loss, data.loader, train_config(p), run_dir,
+    loss = (lambda m, b: process.loss(m, b, context=b.y)) if p.condition else process.loss   # conditional: the batch's properties
+    t = Trainer(model, loss, data.loader, train_config(p), run_dir,
                 meta={'params': asdict(p), 'vocab': list(data.vocab), 'n_atoms_hist': data.n_atoms_hist})
     t.continue_run(p.resume)
     return t
@@ -365,15 +381,23 @@ def generate(p: RunParams, model, process, data: RunData, device=None) -> tuple[
     from molbench.generative.processes.base import NAtomsSampler
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.eval()
-    counts = NAtomsSampler(data.n_atoms_hist).sample(p.n_samples, generator=torch.Generator().manual_seed(p.seed))
-    counts = counts.sort(descending=True).values                                     # (S,) less padding per batch
+    targets = None
+    if p.condition:                                                                  # (atom count, properties) of training structures
+        from molbench.generative.conditional import draw_targets, property_matrix, atom_counts
+        counts, targets = draw_targets(atom_counts(data.dataset), property_matrix(data.dataset, p.condition), p.n_samples, p.seed)
+    else:
+        counts = NAtomsSampler(data.n_atoms_hist).sample(p.n_samples, generator=torch.Generator().manual_seed(p.seed))
+        counts = counts.sort(descending=True).values                                 # (S,) less padding per batch
     g = torch.Generator(device=device).manual_seed(p.seed)
     out, t0 = [], time.perf_counter()
-    for chunk in counts.split(p.sample_batch_size):
-        out.append(process.sample(model, chunk.to(device), p.nfe, generator=g).to('cpu'))
+    for k, chunk in enumerate(counts.split(p.sample_batch_size)):
+        ctx = None if targets is None else targets[k * p.sample_batch_size:][:len(chunk)].to(device)
+        out.append(process.sample(model, chunk.to(device), p.nfe, context=ctx, generator=g).to('cpu'))
         fault_point('sample')                                                        # test hook: a kill mid-sampling
     secs = time.perf_counter() - t0
-    return concat_batches(out), {'sampling_s': secs, 'samples_per_s': p.n_samples / max(secs, 1e-9), 'nfe': p.nfe}
+    samples = concat_batches(out)
+    if targets is not None: samples.y = targets                                      # each structure's target, in samples.pt
+    return samples, {'sampling_s': secs, 'samples_per_s': p.n_samples / max(secs, 1e-9), 'nfe': p.nfe}
 
 # %% ../../nbs/generative/41_runner.ipynb #61fc927e
 def _tv(p: dict, q: dict) -> float:
@@ -562,6 +586,11 @@ def finish_run(out, p: RunParams, data: RunData, trainer: Trainer, samples: Batc
            'seed': p.seed,
            'n_params': sum(q.numel() for q in trainer.model.parameters()), 'device': str(trainer.device),
            'train': train, 'sampling': {'nfe': timing.get('nfe', p.nfe)}, **ev}
+    if p.condition:
+        y = samples.y.double()
+        res['conditioning'] = {'properties': list(p.condition), 'guidance': p.guidance, 'p_uncond': p.p_uncond,
+                               'targets': 'training structures drawn at random (atom count and properties together)',
+                               'target_mean': y.mean(0).tolist(), 'target_std': y.std(0).tolist()}
     if book is not None:
         fl = book.get('flops')
         res['flops'] = {k: v for k, v in fl.items() if k != 'embedding_modules'} if fl else None
