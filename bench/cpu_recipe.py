@@ -88,11 +88,18 @@ def main(argv=None):
     ap.add_argument('--stage', default='all', choices=('1', '2', 'all'))
     ap.add_argument('--jobs', type=int, default=None, help="runs at a time (default: the grid's `jobs`)")
     ap.add_argument('--dry-run', action='store_true', help='list the runs to do and exit')
+    ap.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                    help="override a grid entry (YAML value; 'set.KEY' for a run parameter), e.g. --set stage1_minutes=0.1 --set set.n_train=256")
     ap.add_argument('--worker', help=argparse.SUPPRESS)            # internal: run this one spec (JSON) and print its row
     a = ap.parse_args(argv)
     import yaml
     from molbench.core import write_json
     g = yaml.safe_load(Path(a.grid).read_text())
+    for kv in a.set:
+        k, v = kv.split('=', 1); *path, last = k.split('.')
+        d = g
+        for part in path: d = d.setdefault(part, {})
+        d[last] = yaml.safe_load(v)
     runs_root = Path(a.runs_root); runs_root.mkdir(parents=True, exist_ok=True)
     if a.worker:
         row = work(g, json.loads(a.worker), runs_root, Path(a.out).parent / 'samples')
@@ -113,13 +120,15 @@ def main(argv=None):
             for s in todo: print('  ', s['name'])
             continue
         running: dict = {}
-        env = {**os.environ, 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
+        threads = str(g.get('threads_per_run', 1))
+        env = {**os.environ, 'OMP_NUM_THREADS': threads, 'MKL_NUM_THREADS': threads}
         while todo or running:
             while todo and len(running) < jobs:
                 s = todo.pop(0)
                 log = open(runs_root / f"{s['name']}.log", 'a')
                 running[s['name']] = subprocess.Popen([sys.executable, __file__, '--grid', a.grid, '--out', a.out, '--runs-root', str(runs_root),
-                                                       '--worker', json.dumps(s)], env=env, stdout=log, stderr=subprocess.STDOUT)
+                                                       *[f'--set={kv}' for kv in a.set], '--worker', json.dumps(s)],
+                                                      env=env, stdout=log, stderr=subprocess.STDOUT)
                 print(f"  started {s['name']}", flush=True)
             time.sleep(5)
             for name, proc in list(running.items()):
