@@ -68,6 +68,8 @@ def parameter_counts(model: nn.Module,                       # a backbone
                     ) -> dict:
     "Trainable parameters: `total`, `embedding` (the modules named in `embedding`, each listed) and `non_embedding` = N."
     names = dict(model.named_modules())
+    if hasattr(model, 'net') and all(f'net.{e}' in names for e in embedding):   # a wrapper (ConditionalBackbone) around a backbone
+        names = {e: names[f'net.{e}'] for e in embedding}
     per = {}
     for e in embedding:
         if e not in names:
