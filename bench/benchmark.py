@@ -28,7 +28,9 @@ from scaling import provenance, _jsonable   # the same provenance record as the 
 
 METRICS = ('atom_stability', 'mol_stability', 'validity', 'uniqueness', 'vxu', 'novelty', 'validity_rdkit_bonds',
            'w1_bond_length', 'w1_bond_angle', 'w1_n_atoms', 'coverage_recall', 'fcd')
-HIGHER_IS_BETTER = {m: not m.startswith(('w1_', 'fcd')) for m in METRICS}
+CRYSTAL_METRICS = ('struct_validity', 'comp_validity', 'validity', 'cov_recall', 'cov_precision', 'w1_density', 'w1_n_elements')
+CRYSTALS = ('perov5', 'carbon24', 'mp20')     # scored with CDVAE's metrics (molbench.metrics.crystals.evaluate_crystals)
+HIGHER_IS_BETTER = {m: not m.startswith(('w1_', 'fcd')) for m in METRICS + CRYSTAL_METRICS}
 
 
 def steps_for(p, budget: float) -> tuple[int, float]:
@@ -47,8 +49,25 @@ def steps_for(p, budget: float) -> tuple[int, float]:
 
 _REFS: dict = {}   # (split, n) → MoleculeReference (with its ChemNet statistics), and the training SMILES: built once
 
+def score_crystals(run_dir: Path, p, n_reference: int, splits=('test',)) -> dict:
+    "The run's crystals scored with CDVAE's metrics against the first `n_reference` crystals of each split in `splits`."
+    import torch
+    from molbench.core import Batch
+    from molbench.data.crystals import load_crystals
+    from molbench.metrics.crystals import crystal_reference, evaluate_crystals
+    s = Batch(**torch.load(run_dir / 'samples.pt', weights_only=False))
+    out = {}
+    for split in splits:
+        key = (p.dataset, split, n_reference)
+        if key not in _REFS: _REFS[key] = crystal_reference(list(load_crystals(p.dataset, split, n=n_reference, progress=False)))
+        m = evaluate_crystals(s, _REFS[key], dataset=p.dataset)
+        out[split] = {k: m.get(k) for k in CRYSTAL_METRICS} | {'n_samples': m['n_samples'], 'n_reference': len(_REFS[key])}
+    return out
+
+
 def score(run_dir: Path, p, n_reference: int) -> dict:
-    "The run's samples scored against the first `n_reference` molecules of the validation and of the test split."
+    "The run's samples scored against the first `n_reference` molecules of the validation and of the test split (crystals: `score_crystals` on the test split)."
+    if p.dataset in CRYSTALS: return score_crystals(run_dir, p, n_reference)
     import torch
     from molbench.data import load_qm9
     from molbench.metrics.molecules import edm_training_smiles, evaluate_molecules, molecule_reference
@@ -94,14 +113,16 @@ def summarise(rows: list[dict], split: str = 'test', rank_by: str = 'atom_stabil
     "Per (arch, gen, budget): mean and 95 % interval of every metric; per budget: the ranking by `rank_by` with significance."
     import numpy as np
     from scipy import stats
+    splits = sorted({sp for r in rows for sp in r['metrics']}) or ['val', 'test']
+    metrics = CRYSTAL_METRICS if rows and 'struct_validity' in rows[0]['metrics'].get(split, {}) else METRICS
     cells = {}
     for r in rows:
         cells.setdefault((r['arch'], r['gen'], r['flops_budget']), []).append(r)
     out = []
     for (arch, gen, b), rs in sorted(cells.items()):
         c = {'arch': arch, 'gen': gen, 'flops_budget': b, 'seeds': sorted(r['seed'] for r in rs), 'steps': rs[0]['steps']}
-        for sp in ('val', 'test'):
-            c[sp] = {m: dict(zip(('mean', 'lo', 'hi'), t_interval([r['metrics'][sp].get(m) for r in rs]))) for m in METRICS}
+        for sp in splits:
+            c[sp] = {m: dict(zip(('mean', 'lo', 'hi'), t_interval([r['metrics'][sp].get(m) for r in rs]))) for m in metrics}
         out.append(c)
     rankings = {}
     for b in sorted({c['flops_budget'] for c in out}):
@@ -170,8 +191,9 @@ def main(argv=None):
                                 'run_dir': os.path.relpath(rd, ROOT)})
         save()
         t = sc['test']
-        print(f"[{k}/{len(todo)}] {name}: {steps} steps; test atom stab {t['atom_stability']:.3f}, mol stab "
-              f"{t['mol_stability']:.3f}, validity {t['validity']:.3f}; {rows[name]['cpu_s']:.0f} s CPU", flush=True)
+        head = (f"COV-R {t['cov_recall']:.3f}, COV-P {t['cov_precision']:.3f}" if 'cov_recall' in t else
+                f"atom stab {t['atom_stability']:.3f}, mol stab {t['mol_stability']:.3f}")
+        print(f"[{k}/{len(todo)}] {name}: {steps} steps; test {head}, validity {t['validity']:.3f}; {rows[name]['cpu_s']:.0f} s CPU", flush=True)
 
 
 if __name__ == '__main__':

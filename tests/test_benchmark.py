@@ -46,3 +46,32 @@ def test_benchmark_equal_compute_scores_and_resumes(root, tmp_path):
     assert len(rank['order']) == 2 and len(rank['pairs']) == 1 and 'significant' in rank['pairs'][0]
     p2 = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert p2.returncode == 0 and '0 run(s) to do, 4 done' in p2.stdout, p2.stdout + p2.stderr[-2000:]
+
+
+CRYSTAL_GRID = '''
+dataset: perov5
+profile: smoke
+archs: [gnn]
+gens: [flow_matching]
+flops_budgets: [1.0e+08]
+seeds: [0, 1]
+n_reference: 12
+rank_by: validity
+set: {split: val, n_val: 8, n_samples: 8, sample_batch_size: 8, nfe: 4}
+'''
+
+
+def test_benchmark_scores_crystals_with_cdvae_metrics(root, tmp_path):
+    (tmp_path / 'g.yaml').write_text(CRYSTAL_GRID)
+    out = tmp_path / 'xtal.json'
+    cmd = [sys.executable, 'bench/benchmark.py', '--grid', str(tmp_path / 'g.yaml'), '--out', str(out), '--runs-root', str(tmp_path / 'runs')]
+    p = subprocess.run(cmd, cwd=root, env=dict(os.environ, OMP_NUM_THREADS='1'), capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert len(res['rows']) == 2 and all(set(r['metrics']) == {'test'} for r in res['rows'])
+    t = res['rows'][0]['metrics']['test']
+    assert {'struct_validity', 'comp_validity', 'cov_recall', 'cov_precision', 'w1_density'} <= set(t) and t['n_reference'] == 12
+    (c,) = res['cells']
+    assert set(c['test']['validity']) == {'mean', 'lo', 'hi'} and 'val' not in c
+    (rank,) = res['rankings'].values()
+    assert (tmp_path / 'xtal_samples').is_dir() and rank['by'] == 'validity on test'
