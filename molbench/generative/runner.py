@@ -22,11 +22,11 @@ from ..training.trainer import Trainer, TrainConfig, AMP_MODES, fault_point, wri
 # %% auto #0
 __all__ = ['DATA_MODULES', 'PARAM_NAMES', 'PARAMS_DIR', 'RESULTS', 'TIMING', 'TIMING_KEYS', 'register_all', 'RunParams',
            'profile_path', 'load_profile', 'train_config', 'dataset_path', 'dataset_label', 'dataset_periodic',
-           'validate_params', 'resolve_params', 'RunData', 'data_statistics', 'build_data', 'build_model',
-           'build_process', 'make_run_dir', 'build_trainer', 'load_split', 'validation_split', 'validation_loss',
-           'attach_compute', 'final_validation', 'concat_batches', 'generate', 'structures', 'finite_ids',
-           'distribution_checks', 'evaluate_samples', 'edm_molecules', 'write_samples', 'training_curve', 'same_run',
-           'existing_run_dir', 'start_run', 'read_run', 'finish_run', 'run']
+           'validate_params', 'resolve_params', 'RunData', 'data_statistics', 'resolve_vocab', 'build_data',
+           'build_model', 'build_process', 'make_run_dir', 'init_weights', 'build_trainer', 'load_split',
+           'validation_split', 'validation_loss', 'attach_compute', 'final_validation', 'concat_batches', 'generate',
+           'structures', 'finite_ids', 'distribution_checks', 'evaluate_samples', 'edm_molecules', 'write_samples',
+           'training_curve', 'same_run', 'existing_run_dir', 'start_run', 'read_run', 'finish_run', 'run']
 
 # %% ../../nbs/generative/41_runner.ipynb #a2d92e2e
 DATA_MODULES = ('molbench.data.qm9', 'molbench.data.crystals')  # modules that register DATASETS
@@ -70,6 +70,8 @@ class RunParams:
     condition: list = field(default_factory=list) # properties to condition on (QM9: alpha, gap, homo, lumo, mu, cv; crystals: their columns); [] = unconditional
     p_uncond: float = 0.1               # conditional runs: probability of dropping the context in training (classifier-free guidance)
     guidance: float = 1.0               # conditional runs: guidance scale at sampling (0 unconditional, 1 conditional, > 1 stronger)
+    vocab: list = field(default_factory=list)     # the model's elements (atomic numbers or symbols), a superset of the data's; [] = the data's own
+    init_from: str | None = None        # transfer: a run folder or checkpoint whose EMA weights initialise a new run (matching names and shapes)
     steps: int = 1000                   # optimiser steps (also the cosine horizon)
     minutes: float | None = 6.0         # training time budget in minutes (0 or None: steps only)
     batch_size: int = 32                # structures per optimiser step (per accumulated batch)
@@ -194,6 +196,10 @@ def validate_params(p: RunParams) -> RunParams:
     p.condition = list(p.condition)
     if not 0 <= p.p_uncond < 1: raise ValueError(f"p_uncond must be in [0, 1), got {p.p_uncond!r}")
     if not math.isfinite(p.guidance): raise ValueError(f"guidance must be a finite number, got {p.guidance!r}")
+    if not isinstance(p.vocab, (list, tuple)): raise ValueError(f"vocab must be a list of elements, got {p.vocab!r}")
+    for v in p.vocab: atomic_number(v) if isinstance(v, str) else element_symbol(int(v))   # unknown elements fail here
+    if p.init_from is not None and not Path(p.init_from).expanduser().exists():
+        raise FileNotFoundError(f"init_from: no run folder or checkpoint at {p.init_from}")
     train_config(p)   # checks steps, lr, minutes, amp, ...
     return p
 
@@ -241,6 +247,17 @@ def data_statistics(ds) -> dict:
     return {'n_atoms_hist': dict(sorted(hist.items())), 'element_counts': dict(sorted(elem.items())),
             'lattices': torch.as_tensor(np.stack(lat)) if lat else None}
 
+def resolve_vocab(vocab,          # requested elements (atomic numbers or symbols); empty = the data's own
+                  present,        # the data's elements (atomic numbers; a dict's keys count too)
+                 ) -> tuple:
+    "The model's element vocabulary, sorted: `vocab` if it covers every element of the data, else an error naming the missing ones."
+    own = sorted(int(z) for z in present)
+    if not vocab: return tuple(own)
+    want = sorted({atomic_number(v) if isinstance(v, str) else int(v) for v in vocab})
+    missing = [z for z in own if z not in want]
+    if missing: raise ValueError(f"vocab {want} lacks the data's elements {missing} ({', '.join(element_symbol(z) for z in missing)})")
+    return tuple(want)
+
 def build_data(p: RunParams) -> RunData:
     "Load the training split, take its statistics and make a seeded loader."
     from molbench.data.batching import make_loader
@@ -259,7 +276,7 @@ def build_data(p: RunParams) -> RunData:
     lat = st['lattices']
     return RunData(dataset=ds, loader=make_loader(ds, p.batch_size, shuffle=True, seed=p.seed, bucket=p.bucket,
                                                   y_keys=list(p.condition) or None),
-                   vocab=tuple(sorted(st['element_counts'])), periodic=lat is not None,
+                   vocab=resolve_vocab(p.vocab, st['element_counts']), periodic=lat is not None,
                    n_atoms_hist=st['n_atoms_hist'], element_counts=st['element_counts'],
                    lattice_stats=lattice_statistics(lat) if lat is not None else None,
                    lattice_params=lattice_to_params(lat).float() if lat is not None else None)
@@ -290,6 +307,27 @@ def make_run_dir(p: RunParams) -> Path:
         try: d.mkdir(); return d
         except FileExistsError: continue
     raise RuntimeError(f"could not create a new run folder next to {base}")
+
+def init_weights(trainer: Trainer, source, run_dir=None) -> dict:
+    """Copy the EMA weights of `source` (a run folder or checkpoint) into the trainer's model and EMA wherever a parameter
+    has the same name and shape; the rest keep their fresh initialisation. Returns (and writes to `run_dir/init_from.json`)
+    what was copied and what was not."""
+    from molbench.training.trainer import load_checkpoint
+    state, used = load_checkpoint(source)
+    src = (state.get('ema') or {}).get('model') or state['model']
+    net = getattr(trainer.model, 'module', trainer.model)
+    own = net.state_dict()
+    take = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
+    if not take: raise ValueError(f"no parameter of {used} matches this model (names and shapes): nothing to transfer")
+    net.load_state_dict(take, strict=False)
+    trainer.ema.model.load_state_dict(net.state_dict())
+    info = {'source': str(source), 'checkpoint': Path(used).name, 'n_copied': len(take),
+            'n_copied_values': int(sum(v.numel() for v in take.values())),
+            'fresh': sorted(k for k in own if k not in take),
+            'shape_mismatch': sorted(k for k in src if k in own and own[k].shape != src[k].shape),
+            'unused': sorted(k for k in src if k not in own)}
+    if run_dir is not None: write_json(Path(run_dir) / 'init_from.json', info)
+    return info
 
 def build_trainer(p: RunParams, model, process, data: RunData, run_dir) -> Trainer:
     "A `Trainer` for the process's loss, continuing the run folder's own newest usable checkpoint, else `p.resume` if given."
@@ -598,6 +636,7 @@ def finish_run(out, p: RunParams, data: RunData, trainer: Trainer, samples: Batc
                           'train_flops': fl['train_flops_per_molecule'] * trainer.samples_seen if fl else None,
                           'sampling_flops': fl['sampling_flops'] if fl else None}
         res['validation'] = book.get('validation') or {'note': book['notes'].get('validation', 'not evaluated')}
+    if (book or {}).get('init_from'): res['init_from'] = book['init_from']
     res['files'] = write_samples(out, samples, data.periodic)
     _write_text(out / 'training_curve.json', training_curve(trainer.logger.rows).to_json())
     fault_point('results')                                           # test hook: a kill with the samples written, no metrics
@@ -635,7 +674,9 @@ def run(arch: str | None = None,         # backbone name (ARCHS)
     out = start_run(p, profile)                                      # a new folder, or this run's own to continue
     model, process = build_model(p, data), build_process(p, data)   # backbone, process
     trainer = build_trainer(p, model, process, data, out)            # resumes the folder's newest usable checkpoint
+    if p.init_from and trainer.step == 0: init_weights(trainer, p.init_from, out)   # transfer: start from another run's weights
     book = attach_compute(p, trainer, model, process, data, out)     # FLOPs; validation loss (and tracker) at checkpoints
+    if (out / 'init_from.json').exists(): book['init_from'] = read_json(out / 'init_from.json')
     if trainer.step: print(f"{out}: continuing from step {trainer.step} of {p.steps}")
     trainer.fit()                                                    # train
     final_validation(trainer, book)                                  # (a rerun after training ended has not logged it)

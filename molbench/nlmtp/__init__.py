@@ -307,6 +307,13 @@ class LoR(nn.Module):
         G = (self.B.T @ self.B) * (self.A @ self.A.T)                     # (r, r)
         return torch.einsum('bi,ij,bj->b', c, G, c)
 
+    def nuclear(self, delta: Tensor) -> Tensor:
+        "‖B diag(c(δ)) A‖_* per molecule (B,): the singular values of the r×r core R_B diag(c) R_Aᵀ."
+        c = self.scale(delta)                                             # (B, r)
+        R_B, R_A = torch.linalg.qr(self.B)[1], torch.linalg.qr(self.A.T)[1]   # (r, r) each
+        core = (R_B[None] * c[:, None, :]) @ R_A.T[None]                  # (B, r, r)
+        return torch.linalg.svdvals(core).sum(-1)
+
 # %% ../../nbs/nlmtp/60_nlmtp.ipynb #40326490
 class DecoderLayer(nn.Module):
     "Post-norm transformer layer with optional LoR fast weights on Q, K, O and the MLP output."
@@ -355,6 +362,7 @@ class NLMTPConfig:
     lor_layers: tuple = (3, 7, 11)      # layers carrying LoR (0-based)
     n_mix: int = 8                      # Gaussians in the propensity MDN
     sigma_min: float = 0.01             # floor of MDN standard deviations (standardised MW units)
+    dr_outcome_grad: bool = False       # let the DR losses train the outcome head's plug-in m̂(a + δ, x) too (see the losses)
 
 def _mlp(d_in, d_hidden, d_out): return nn.Sequential(nn.Linear(d_in, d_hidden), nn.GELU(), nn.Linear(d_hidden, d_out))
 
@@ -481,14 +489,14 @@ def nlmtp_losses(model: NLMTP, batch: dict, delta: float, warmup: float = 0.0, m
     pw = model.policy_world(ob, dl, alpha)
     m_shift = model.outcome(pw['probe']).squeeze(-1)                                  # plug-in m̂(a + δ, x)
     nu = model.policy(pw['probe']).squeeze(-1)                                        # policy head
-    y_dr = dr_pseudo_outcome(y, m_obs.detach(), m_shift.detach(), w)                  # (B,)
+    y_dr = dr_pseudo_outcome(y, m_obs.detach(), m_shift if model.cfg.dr_outcome_grad else m_shift.detach(), w)  # (B,)
     keep = (s >= 0.5).detach().float(); n_keep = keep.sum()
     per = keep * s * (nu - y_dr) ** 2                                                 # (B,)
     L_func = per.sum() / n_keep.clamp(min=1)
     L_mean = ((model.psi - (keep * y_dr).sum() / n_keep) ** 2) if n_keep > 0 else model.psi * 0
     env_losses = [per[env == e].sum() / keep[env == e].sum() for e in env.unique() if keep[env == e].sum() > 0]
     L_rex = torch.stack(env_losses).var(unbiased=False) if len(env_losses) > 1 else per.sum() * 0
-    L_lor = (alpha ** 2).mean() + torch.stack([m.frob2(dl).mean() for m in model.lor_modules()]).mean()
+    L_lor = (alpha ** 2).mean() + torch.stack([(m.frob2(dl) + m.nuclear(dl)).mean() for m in model.lor_modules()]).mean()
     # MMP warm-up
     if mmp_batch is not None and warmup > 0:
         mb = mmp_batch
