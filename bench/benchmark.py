@@ -87,6 +87,16 @@ def score(run_dir: Path, p, n_reference: int) -> dict:
     return out
 
 
+def copy_samples(run_dir: Path, sdir: Path, name: str) -> Path | None:
+    "Copy a run's samples beside the results: `<name>.xyz` (molecules), or its CIF files concatenated into `<name>.cif` (crystals)."
+    sdir.mkdir(parents=True, exist_ok=True)
+    if (run_dir / 'samples.xyz').exists():
+        shutil.copyfile(run_dir / 'samples.xyz', sdir / f'{name}.xyz'); return sdir / f'{name}.xyz'
+    cifs = sorted((run_dir / 'cif').glob('*.cif'))
+    if not cifs: return None
+    (sdir / f'{name}.cif').write_text(''.join(f.read_text() for f in cifs)); return sdir / f'{name}.cif'
+
+
 def t_interval(x, level: float = 0.95) -> tuple[float, float, float]:
     "(mean, low, high): the t-interval of the mean over seeds (NaN bounds with one seed)."
     import numpy as np
@@ -181,12 +191,11 @@ def main(argv=None):
         m = run(profile=g.get('profile'), steps=steps, run_dir=str(Path(a.runs_root) / name), **kw)
         rd = Path(m['run_dir'])
         sc = score(rd, p, g.get('n_reference', 1000))
-        sdir.mkdir(parents=True, exist_ok=True)
-        if (rd / 'samples.xyz').exists(): shutil.copyfile(rd / 'samples.xyz', sdir / f'{name}.xyz')
+        copied = copy_samples(rd, sdir, name)
         rows[name] = _jsonable({'name': name, 'arch': arch, 'gen': gen, 'seed': seed, 'flops_budget': float(budget),
                                 'steps': steps, 'train_flops_per_step': per, 'train_flops': (m.get('compute') or {}).get('train_flops'),
                                 'n_params': m.get('n_params'), 'val_loss': (m.get('validation') or {}).get('val_loss'),
-                                'metrics': sc, 'samples': os.path.relpath(sdir / f'{name}.xyz', ROOT),
+                                'metrics': sc, 'samples': os.path.relpath(copied, ROOT) if copied else None,
                                 'cpu_s': round(time.process_time() - c0, 1), 'wall_s': round(time.perf_counter() - w0, 1),
                                 'run_dir': os.path.relpath(rd, ROOT)})
         save()
