@@ -751,7 +751,7 @@ def continue_run(self: Trainer, fallback=None) -> Path | None:
     self._saved_step = msg[1]                                    # every rank agrees on whether the end needs a checkpoint
     return None if msg[0] is None else Path(msg[0])
 
-# %% ../../nbs/training/40_trainer.ipynb #80d9755a
+# %% ../../nbs/training/40_trainer.ipynb #b9aecbb7
 @patch
 def _span_time(self: Trainer, t_start: float, step0: int, target: int):
     "`schedule_span='time'`: move the cosine's end to the step at which this `fit` call's time budget will be spent."

@@ -155,7 +155,7 @@ class FlowMatching(Process):
         return ode_solve(lambda s, t: self.velocity(self.call(model, s, t, m, context), s, t, m), self.prior(m, generator),
                          nfe, self.cfg.solver, proj=lambda s: self.project(s, m))
 
-# %% ../../../nbs/generative/processes/31_flow_matching.ipynb #26a46376
+# %% ../../../nbs/generative/processes/31_flow_matching.ipynb #35a1abb0
 @torch.no_grad()
 def denoising_error(process: FlowMatching,   # a flow-matching process for molecules
                     model,                    # a backbone
