@@ -87,6 +87,7 @@ def main(argv=None):
     ap.add_argument('--runs-root', default=str(ROOT / 'runs' / 'cpu_recipe'))
     ap.add_argument('--stage', default='all', choices=('1', '2', 'all'))
     ap.add_argument('--jobs', type=int, default=None, help="runs at a time (default: the grid's `jobs`)")
+    ap.add_argument('--only', default=None, help='comma-separated run names: do only these (of the stage)')
     ap.add_argument('--dry-run', action='store_true', help='list the runs to do and exit')
     ap.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
                     help="override a grid entry (YAML value; 'set.KEY' for a run parameter), e.g. --set stage1_minutes=0.1 --set set.n_train=256")
@@ -108,13 +109,18 @@ def main(argv=None):
     rows = {r['name']: r for r in (json.loads(out.read_text()).get('rows', []) if out.exists() else [])}
     prov = provenance(argv, 'bench/cpu_recipe.py')
     def save():
+        if out.exists():                                          # rows another driver wrote meanwhile are kept
+            for r in json.loads(out.read_text()).get('rows', []): rows.setdefault(r['name'], r)
         rs = sorted(rows.values(), key=lambda r: (r['stage'], r['name']))
         write_json(out, {**prov, 'grid': g, 'budget': {'cpu_hours': round(sum(r['cpu_s'] for r in rs) / 3600, 3), 'runs': len(rs),
                    'note': 'time budgets of one CPU thread per run; EDM trains ~3,000 GPU epochs, these runs a few QM9 epochs'},
                    'rows': rs})
     jobs = a.jobs or g.get('jobs', 1)
     for stage in ((1, 2) if a.stage == 'all' else (int(a.stage),)):
-        todo = [s for s in specs(g, stage, rows) if s['name'] not in rows]
+        for s in specs(g, stage, rows):                           # a worker that finished after its driver stopped
+            f = runs_root / s['name'] / 'row.json'
+            if s['name'] not in rows and f.exists(): rows[s['name']] = json.loads(f.read_text()); save()
+        todo = [s for s in specs(g, stage, rows) if s['name'] not in rows and (not a.only or s['name'] in a.only.split(','))]
         print(f"stage {stage}: {len(todo)} run(s) to do, {len(rows)} row(s) done → {os.path.relpath(out, ROOT)}", flush=True)
         if a.dry_run:
             for s in todo: print('  ', s['name'])
