@@ -114,7 +114,8 @@ def main(argv=None):
     old = json.loads(out.read_text()) if out.exists() else {}
     points = {(q['run'], q['sampler'], q['nfe']): q for q in old.get('points', [])}
     edm = old.get('edm_timing')
-    prov = provenance(argv, 'bench/nfe_sweep.py')
+    shown = [('<EDM checkout>' if i and argv[i - 1] == '--edm' else v) for i, v in enumerate(argv)]   # no machine paths in results
+    prov = provenance(shown, 'bench/nfe_sweep.py')
     ref = molecule_reference(list(load_qm9('test', a.n_reference)), fcd=True)
     def save():
         pts = sorted(points.values(), key=lambda q: (q['arch'], q['gen'], q['sampler'], q['nfe']))
