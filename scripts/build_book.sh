@@ -31,4 +31,15 @@ if not dst.exists() or dst.stat().st_size != src.stat().st_size: shutil.copyfile
 PY
 start=$SECONDS
 jupyter-book build . --keep-going "$@"
+# jupyter-book 1 emits sphinx-thebe's configuration script twice per page; the second copy is a JavaScript error
+# ("THEBE_JS_URL has already been declared"). Keep the first. (Thebe itself needs a live kernel server, never used offline.)
+python - <<'PY'
+import pathlib, re
+for page in pathlib.Path('_build/html').rglob('*.html'):
+    text = page.read_text(encoding='utf-8')
+    tags = re.findall(r'<script>const THEBE_JS_URL = [^<]*</script>\n?', text)
+    if len(tags) > 1:
+        head, sep, rest = text.partition(tags[0])
+        page.write_text(head + sep + rest.replace(tags[0], '').replace(tags[1], '') if tags[1] != tags[0] else head + sep + rest.replace(tags[0], ''), encoding='utf-8')
+PY
 echo "book built in $((SECONDS - start)) s: $PWD/_build/html/index.html"
