@@ -167,7 +167,10 @@ def run_boom(model,                 # registry name (see `available_models()`) o
         check_choice('model', name, available_models())
         importlib.import_module(MODEL_MODULES[name])
         cls = PROPERTY_MODELS.get(name)
-        ov = prof.config_for(name, cls.config_cls) | {'seed': seed} | (model_overrides or {})
+        ov = prof.config_for(name, cls.config_cls) | {'seed': seed}
+        for k, v in (cls.task_overrides(task) if hasattr(cls, 'task_overrides') else {}).items():   # e.g. BOOM's readout per task
+            if ov.get(k, 'auto') == 'auto': ov[k] = v
+        ov |= model_overrides or {}
         m = cls(**ov)
     else:
         m, name, ov = model, model.name, asdict(model.config)

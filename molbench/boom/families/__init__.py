@@ -15,4 +15,7 @@ MODEL_MODULES = {  # registry name → module that registers it
     'graphormer3d': 'molbench.boom.families.graphormer3d',
     'chemberta': 'molbench.boom.families.smiles', 'modernbert': 'molbench.boom.families.smiles',
     'molformer': 'molbench.boom.families.smiles', 'regression_transformer': 'molbench.boom.families.rt',
+    # BOOM's own GNN ablation (experiments/gnn-ablation); gcn, gin, gat, mpnn and tgnn above are molbench's additions
+    'topological_gnn': 'molbench.boom.families.boom_gnn', 'invariant_gnn': 'molbench.boom.families.boom_gnn',
+    'equivariant_gnn': 'molbench.boom.families.boom_gnn',
 }
