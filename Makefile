@@ -37,7 +37,7 @@ book: setup
 
 train: setup
 	mkdir -p runs
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/papermill nbs/train.ipynb runs/train-$(ARCH)-$(GEN).ipynb -k python3 -p arch $(ARCH) -p gen $(GEN) $(PARAMS)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/papermill nbs/train.ipynb runs/train-$(ARCH)-$(GEN).ipynb -k python3 -p profile recipe_$(GEN) -p arch $(ARCH) -p gen $(GEN) $(PARAMS)
 
 # JupyterLab on the project root with the venv's kernel (python3); reference data from ../shared/data as in scripts/test.sh.
 # As root (containers, CI machines) it adds --allow-root, which JupyterLab otherwise refuses; it listens on localhost only.
