@@ -109,10 +109,13 @@ def main(argv=None):
     rows = {r['name']: r for r in (json.loads(out.read_text()).get('rows', []) if out.exists() else [])}
     prov = provenance(argv, 'bench/cpu_recipe.py')
     def save():
+        drivers = [prov['command']]
         if out.exists():                                          # rows another driver wrote meanwhile are kept
-            for r in json.loads(out.read_text()).get('rows', []): rows.setdefault(r['name'], r)
+            old = json.loads(out.read_text())
+            for r in old.get('rows', []): rows.setdefault(r['name'], r)
+            drivers = list(dict.fromkeys(old.get('drivers', [old.get('command')]) + drivers))
         rs = sorted(rows.values(), key=lambda r: (r['stage'], r['name']))
-        write_json(out, {**prov, 'grid': g, 'budget': {'cpu_hours': round(sum(r['cpu_s'] for r in rs) / 3600, 3), 'runs': len(rs),
+        write_json(out, {**prov, 'command': drivers[0], 'drivers': drivers, 'grid': g, 'budget': {'cpu_hours': round(sum(r['cpu_s'] for r in rs) / 3600, 3), 'runs': len(rs),
                    'note': 'time budgets of one CPU thread per run; EDM trains ~3,000 GPU epochs, these runs a few QM9 epochs'},
                    'rows': rs})
     jobs = a.jobs or g.get('jobs', 1)
