@@ -62,9 +62,9 @@ def work(g: dict, spec: dict, runs_root: Path, sdir: Path) -> dict:
     c0, w0 = time.process_time(), time.perf_counter()
     kw = dict(arch=spec['arch'], gen=spec['gen'], dataset=g.get('dataset', 'qm9'), seed=g['seed'],
               **(g.get('set') or {}), minutes=spec['minutes'], gen_cfg=(g.get('gen_cfg') or {}).get(spec['gen'], {}))
+    p = resolve_params(g.get('profile'), **kw)     # before the run: a profile edited while it trains cannot change them
     m = run(profile=g.get('profile'), run_dir=str(runs_root / spec['name']), **kw)
     rd = Path(m['run_dir'])
-    p = resolve_params(g.get('profile'), **kw)
     sc = score(rd, p, g.get('n_reference', 1000))
     sdir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(rd / 'samples.xyz', sdir / f"{spec['name']}.xyz")

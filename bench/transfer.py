@@ -88,9 +88,9 @@ def main(argv=None):
         c0, w0 = time.process_time(), time.perf_counter()
         kw = dict(arch=g['arch'], gen=g['gen'], dataset=dataset, split=split_of(dataset), seed=seed, steps=steps,
                   vocab=vocab, init_from=init_from, **(g.get('set') or {}), n_train=g.get('n_train', {}).get(dataset))
+        p = resolve_params(g.get('profile'), **kw)  # before the run: a profile edited while it trains cannot change them
         m = run(profile=g.get('profile'), run_dir=str(runs / name), **kw)
         rd = Path(m['run_dir'])
-        p = resolve_params(g.get('profile'), **kw)
         sc = score(rd, p, g.get('n_reference', 500))
         copied = copy_samples(rd, sdir, name)
         rows[name] = _jsonable({'name': name, 'source': source, 'target': target or dataset, 'dataset': dataset,
