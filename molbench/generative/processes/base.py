@@ -463,21 +463,42 @@ class FixedOrderMLP(Backbone):
 def memorise(process,              # a Process for molecules
              model,                # a backbone (e.g. FixedOrderMLP)
              mol,                  # a QM9 Molecule record
-             steps: int = 300,     # optimiser steps (Adam, lr 1e-3)
+             steps: int = 300,     # optimiser steps (Adam)
              batch_size: int = 16, # copies of the molecule per step
              n_samples: int = 32,  # samples drawn afterwards
              nfe: int = 20,        # network evaluations per sample
-             seed: int = 0) -> float:
+             seed: int = 0,
+             lr: float = 1e-3,     # Adam's (peak) learning rate
+             cosine: bool = False, # decay the learning rate along a cosine to 2 % of its peak over `steps`
+             clip: float | None = None, # clip the gradient norm to this (None: no clipping)
+             details: bool = False # return a dict (reproduced, same composition, atom / molecule stability, last loss, CPU s)
+            ) -> float | dict:
     "Train on one molecule, sample, and return the fraction of samples that reproduce it (EDM-stable, same composition)."
+    import time
     from collections import Counter
     from molbench.data.batching import collate
-    from molbench.metrics.molecules import analyse_edm
+    from molbench.metrics.molecules import analyse_edm, stability
     torch.manual_seed(seed)
     batch = collate([mol] * batch_size)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=0.02 * lr) if cosine else None
+    t0, was_training = time.process_time(), model.training
+    model.train()
     for _ in range(steps):
         loss, _ = process.loss(model, batch)
-        opt.zero_grad(); loss.backward(); opt.step()
-    out = process.sample(model, torch.full((n_samples,), len(mol.z)), nfe, generator=torch.Generator().manual_seed(seed + 1))
+        opt.zero_grad(); loss.backward()
+        if clip is not None: torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        opt.step()
+        if sched is not None: sched.step()
+    cpu = time.process_time() - t0
+    model.eval()
+    with torch.no_grad():
+        out = process.sample(model, torch.full((n_samples,), len(mol.z)), nfe, generator=torch.Generator().manual_seed(seed + 1))
+    model.train(was_training)
+    an = analyse_edm(out)
     same = [Counter(r[r > 0].tolist()) == Counter(mol.z.tolist()) for r in out.z.numpy()]
-    return float(sum(bool(s) and bool(m) for s, m in zip(same, analyse_edm(out).mol_stable)) / n_samples)
+    rep = float(sum(bool(s) and bool(m) for s, m in zip(same, an.mol_stable)) / n_samples)
+    if not details: return rep
+    st = stability(an)
+    return {'reproduced': rep, 'same_composition': sum(same) / n_samples, 'atom_stability': float(st['atom_stability']),
+            'mol_stability': float(st['mol_stability']), 'loss_last': float(loss.detach()), 'train_cpu_s': round(cpu, 1)}

@@ -15,7 +15,8 @@ from .base import (Process, ProcessConfig, AffinePath, SchedulerOutput, bc, proj
 
 # %% auto #0
 __all__ = ['NOISE_SCHEDULES', 'linear_schedule', 'cosine_schedule', 'clip_noise_schedule', 'polynomial_schedule',
-           'DiscreteVPScheduler', 'wrapped_normal_score', 'wrapped_normal_sigma_norm', 'DiffusionConfig', 'Diffusion']
+           'DiscreteVPScheduler', 'wrapped_normal_score', 'wrapped_normal_sigma_norm', 'DiffusionConfig', 'Diffusion',
+           'denoising_error']
 
 # %% ../../../nbs/generative/processes/32_diffusion.ipynb #b6f675e0
 def linear_schedule(T: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> Tensor:
@@ -124,6 +125,8 @@ class DiffusionConfig(ProcessConfig):
     step_lr: float = 1e-5          # corrector step size at sigma_min (DiffCSP)
     n_images: int = 5              # periodic images in the wrapped-normal score
     clip_denoised: float = 5.0     # sampling clips x̂_1 of types (× type_scale) and normalised lattice parameters to ±this; 0: off
+    loss_weight: str = 'none'      # per-step weight of the Euclidean losses: none, or min_snr (Hang et al. 2023: the x̂_1 loss × min(SNR, γ))
+    snr_gamma: float = 5.0         # γ of min_snr
 
 @GENS.register('diffusion')
 class Diffusion(Process):
@@ -137,6 +140,8 @@ class Diffusion(Process):
         check_choice('noise schedule', c.schedule, NOISE_SCHEDULES)
         check_choice('prediction', c.prediction, ('eps', 'x'))
         check_choice('sampler', c.sampler, ('ddpm', 'ddim'))
+        check_choice('diffusion loss_weight', c.loss_weight, ('none', 'min_snr'))
+        if not c.snr_gamma > 0: raise ValueError(f"diffusion snr_gamma must be > 0, got {c.snr_gamma!r}")
         if c.T < 1: raise ValueError(f"T must be ≥ 1, got {c.T}")
         a2 = polynomial_schedule(c.T, c.precision) if c.schedule == 'polynomial' else NOISE_SCHEDULES[c.schedule](c.T)
         self.scheduler = DiscreteVPScheduler(a2)
@@ -177,6 +182,12 @@ class Diffusion(Process):
             if kind == 'torus': target[key] = self.torus_target(x_t[key], x_1[key], k) * m[..., None]
             else: target[key] = eps[key] if self.cfg.prediction == 'eps' else x_1[key]
         pred = self.call(model, x_t, self.scheduler.t_of(k), m, context)
+        if self.cfg.loss_weight == 'min_snr':        # ‖x̂-x‖² × min(SNR, γ) = ‖ε̂-ε‖² × min(SNR, γ) / SNR
+            a, s = self.scheduler.at_step(k)
+            snr = (a / s.clamp(min=1e-6)) ** 2
+            w = (snr.clamp(max=self.cfg.snr_gamma) / (snr if self.cfg.prediction == 'eps' else 1)).sqrt()   # √weight per structure
+            pred = {key: v * bc(w, v) if self.kinds[key] != 'torus' else v for key, v in pred.items()}
+            target = {key: v * bc(w, v) if self.kinds[key] != 'torus' else v for key, v in target.items()}
         return self.weighted_loss(pred, target, m)
 
     # --- reverse process ------------------------------------------------------------------------------------------
@@ -241,3 +252,26 @@ class Diffusion(Process):
             x = self.project(new, m)
             if not self.periodic: assert_centered(x['x'], m)
         return x
+
+# %% ../../../nbs/generative/processes/32_diffusion.ipynb #a501b65c
+@torch.no_grad()
+def denoising_error(process: Diffusion,      # a diffusion process for molecules
+                    model,                    # a backbone
+                    batch: Batch,             # the data (e.g. copies of one molecule)
+                    times=(0.5, 0.8, 0.9, 0.95, 0.99),  # model times t = 1 - k/T where to measure
+                    seed: int = 5,            # the fixed noise draws (the same at every t)
+                   ) -> dict:
+    "Per time t: RMSE of x̂₁ and of x_t/α_t (the estimate without a model) against the data positions (Å per coordinate), and the type accuracy of ĥ₁."
+    m = batch.node_mask.bool(); mm = m[..., None].to(batch.x.dtype)
+    x1 = process.encode(batch)
+    rmse = lambda a: float((((a - x1['x']) ** 2 * mm).sum() / (mm.sum() * 3)).sqrt())
+    out = {}
+    for tv in times:
+        k = torch.full((len(batch),), round((1 - tv) * process.cfg.T)).clamp(1, process.cfg.T - 1)
+        xt, _ = process.noised(x1, k, m, torch.Generator().manual_seed(seed))
+        x1h, _ = process.denoise(process.call(model, xt, process.scheduler.t_of(k), m), xt, k)
+        a, _ = process.scheduler.at_step(k)
+        acc = float(((x1h['h'].argmax(-1) == x1['h'].argmax(-1)) & m).sum() / m.sum())
+        out[str(tv)] = {'rmse_x1_hat': round(rmse(x1h['x']), 4), 'rmse_x_t_over_alpha': round(rmse(xt['x'] / bc(a, xt['x'])), 4), 'type_acc': round(acc, 3)}
+    return out
+

@@ -76,6 +76,7 @@ class FlowMatchingConfig(ProcessConfig):
     atom_ot: bool = False       # equivariant OT: permute noise atoms onto the molecule's atoms, then Kabsch; molecules only
     ot_type_weight: float = 1.0 # weight of type features against positions (Å²) in the atom-OT cost
     ot_coupling: bool = False   # permute noise draws within the batch by minibatch OT (same atom count only)
+    path_sigma: float = 0.0     # σ of Gaussian noise around the straight path on Euclidean variables (I-CFM, Tong et al. 2023); 0: deterministic path
 
 @GENS.register('flow_matching')
 class FlowMatching(Process):
@@ -89,6 +90,7 @@ class FlowMatching(Process):
         check_choice('flow-matching param', self.cfg.param, ('x1', 'velocity'))
         check_choice('flow-matching loss_weight', self.cfg.loss_weight, ('none', 'velocity'))
         check_choice('flow-matching residual', self.cfg.residual, RESIDUALS)
+        if not self.cfg.path_sigma >= 0: raise ValueError(f"flow-matching path_sigma must be ≥ 0, got {self.cfg.path_sigma!r}")
         self.paths = {k: TorusPath(CondOTScheduler()) if kind == 'torus' else AffinePath(CondOTScheduler())
                       for k, kind in self.kinds.items()}
 
@@ -139,7 +141,11 @@ class FlowMatching(Process):
         x_0 = self.couple(self.prior(m, generator), x_1, m)
         t = self.times(len(batch), m.device, generator)                       # (B,) training times
         ps = {k: self.paths[k].sample(x_0[k], x_1[k], t) for k in x_1}
-        x_t = self.project({k: p.x_t for k, p in ps.items()}, m)
+        x_t = {k: p.x_t for k, p in ps.items()}
+        if self.cfg.path_sigma > 0:                                           # x_t ~ N((1-t) x_0 + t x_1, σ²): the network also denoises
+            z = self.prior(m, generator)
+            x_t = {k: v + self.cfg.path_sigma * z[k] if self.kinds[k] != 'torus' else v for k, v in x_t.items()}
+        x_t = self.project(x_t, m)
         target = {k: x_1[k] if self.x1_param(k) else project(tangent_kind(self.kinds[k]), p.dx_t, m) for k, p in ps.items()}
         if not self.periodic: assert_mean_zero(x_t['x'], m); assert_mean_zero(target['x'], m)
         pred = self.call(model, x_t, t, m, context)
