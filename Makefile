@@ -1,4 +1,5 @@
-# molbench: `make train` (set up + the main job), `make test` (set up + every test), `make book` (set up + the paper), `make lab` (set up + JupyterLab).
+# molbench: `make train` (set up + the main job), `make test` (set up + every test), `make book` (set up + the paper), `make api` (the
+# paper's API pages from the library notebooks), `make lab` (set up + JupyterLab).
 PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,7 +10,7 @@ LAB_PORT ?= 8888    # make lab: the port JupyterLab listens on (on localhost)
 LAB_ARGS ?=         # make lab: extra JupyterLab options, e.g. LAB_ARGS=--no-browser
 PIP := $(BIN)/python -m pip
 
-.PHONY: setup test test-slow book train lab clean-book
+.PHONY: setup test test-slow book api train lab clean-book
 
 setup: $(VENV)/.installed
 
@@ -34,6 +35,12 @@ test-slow: setup
 
 book: setup
 	bash scripts/build_book.sh
+
+# The book's API reference: every library notebook executed (slow cells skipped, as nbdev_test does) into book/api/ (minutes),
+# with reference data from ../shared/data as in scripts/test.sh; the pages are committed and the book does not re-execute them.
+api: setup
+	if [ -z "$${MOLBENCH_DATA_DIR:-}" ] && [ -d ../shared/data ]; then export MOLBENCH_DATA_DIR="$$(cd ../shared/data && pwd)"; fi; \
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python scripts/api_pages.py
 
 train: setup
 	mkdir -p runs
