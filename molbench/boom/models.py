@@ -5,7 +5,8 @@
 # %% ../../nbs/boom/50_models.ipynb #9d3660cf
 from __future__ import annotations
 import copy, math, time, warnings
-from dataclasses import dataclass, field, replace, asdict
+from pathlib import Path
+from dataclasses import dataclass, field, replace, asdict, fields
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -15,17 +16,18 @@ import torch
 from torch import nn, Tensor
 from torch.utils.data import DataLoader, DistributedSampler
 
-from ..core import PROPERTY_MODELS, set_seed, get_device
+from ..core import PROPERTY_MODELS, set_seed, get_device, atomic_write
 from ..training.trainer import Trainer, TrainConfig, dist_info
 from ..training.distributed import broadcast
 
 # %% auto #0
-__all__ = ['DESCRIPTOR_NAMES', 'N_MORGAN', 'ATOM_SYMBOLS', 'N_ATOM_FEATURES', 'N_BOND_FEATURES', 'Normaliser', 'carve_validation',
-           'parse_smiles', 'descriptor_features', 'atom_features', 'bond_features', 'GraphFeatures', 'mol_graph',
-           'graphs_to_pyg', 'embed_3d', 'geometry_of', 'with_geometry', 'radius_edges', 'encode_geometry',
+__all__ = ['DESCRIPTOR_NAMES', 'N_MORGAN', 'ATOM_SYMBOLS', 'N_ATOM_FEATURES', 'N_BOND_FEATURES', 'WEIGHTS_FORMAT', 'Normaliser',
+           'carve_validation', 'parse_smiles', 'descriptor_features', 'atom_features', 'bond_features', 'GraphFeatures',
+           'mol_graph', 'graphs_to_pyg', 'embed_3d', 'geometry_of', 'with_geometry', 'radius_edges', 'encode_geometry',
            'collate_geometry', 'mean_pool', 'BaseConfig', 'PropertyModel', 'TorchConfig', 'TrainClock', 'to_device',
            'XYBatch', 'supervised_loader', 'supervised_train_config', 'EarlyStopper', 'train_supervised',
-           'TorchPropertyModel', 'RFConfig', 'RandomForestModel', 'MLPConfig', 'mlp', 'MLPModel']
+           'state_dict_diff', 'PickledCheckpointError', 'torch_load_checked', 'check_weights', 'read_weights_file',
+           'config_diff', 'TorchPropertyModel', 'RFConfig', 'RandomForestModel', 'MLPConfig', 'mlp', 'MLPModel']
 
 # %% ../../nbs/boom/50_models.ipynb #dc2908c4
 @dataclass
@@ -285,6 +287,7 @@ class TorchConfig(BaseConfig):
     max_minutes: float | None = None  # wall-clock budget of the supervised loop (the `cpu` profile's rule); None = none
     grad_clip: float = 10.0        # gradient-norm clip
     device: str = 'auto'           # 'auto' | 'cpu' | 'cuda'
+    weights_path: str | None = None  # checkpoint (file or folder, the family's format) the network starts from; None = from scratch
 
 class TrainClock:
     "A wall-clock training budget: `over()` is true once `minutes` have passed since it was made (never if None)."
@@ -399,6 +402,54 @@ def train_supervised(owner,                 # the PropertyModel: gets history, e
     T.logger.close()
     return T.model
 
+WEIGHTS_FORMAT = 'molbench-weights-1'   # the `format` entry of a file written by `TorchPropertyModel.save_weights`
+
+def state_dict_diff(a: dict, b: dict) -> list[str]:
+    "Names of the entries of state dicts `a` and `b` that are in one only, or differ in shape or value."
+    out = sorted(set(a) ^ set(b))
+    for k in sorted(set(a) & set(b)):
+        x, y = a[k].detach().cpu(), b[k].detach().cpu()
+        if x.shape != y.shape or not torch.equal(x, y): out.append(k)
+    return out
+
+class PickledCheckpointError(ValueError):
+    "A checkpoint `torch.load(weights_only=True)` refuses because it pickles objects (a whole model, Lightning hyperparameters)."
+
+def torch_load_checked(path, what: str,          # path: a checkpoint file; what: the family, for messages
+                       weights_only: bool = True  # False: unpickle objects too (only for files you trust)
+                      ):
+    "`torch.load(path)` on the CPU with errors that name the file: missing, a folder, not a torch file, or (weights only) pickled objects."
+    path = Path(path)
+    if not path.exists(): raise FileNotFoundError(f"{what}: weights_path {path} does not exist")
+    if path.is_dir(): raise ValueError(f"{what}: weights_path {path} is a folder; this family reads one checkpoint file")
+    try: return torch.load(path, map_location='cpu', weights_only=weights_only)
+    except Exception as e:
+        lines = [l.strip() for l in str(e).splitlines() if l.strip()] or ['']
+        brief = next((l for l in lines if 'Unsupported' in l), lines[0])[:200]       # torch's long message, in one line
+        if weights_only and 'Unsupported global' in str(e):
+            raise PickledCheckpointError(f"{what}: weights_path {path} pickles objects ({brief})") from e
+        raise ValueError(f"{what}: weights_path {path} is not a readable checkpoint ({type(e).__name__}: {brief})") from e
+
+def check_weights(ck, path, what: str) -> dict:
+    "`ck` (loaded from `path`) with `path` added if it is a molbench weights file; else an error naming the file."
+    if not isinstance(ck, dict) or ck.get('format') != WEIGHTS_FORMAT:
+        raise ValueError(f"{what}: weights_path {path} is not a molbench weights file (one written by save_weights)")
+    return dict(ck, path=str(path))
+
+def read_weights_file(path, what: str) -> dict:
+    "The checkpoint dict of a `save_weights` file, with `path` added; clear errors for a missing, unreadable or foreign file."
+    try: ck = torch_load_checked(path, what)
+    except PickledCheckpointError as e: raise ValueError(f"{e}: not a molbench weights file (one written by save_weights)") from e
+    return check_weights(ck, path, what)
+
+_TRAINING_FIELDS = {'seed', 'val_frac', 'epochs', 'batch_size', 'lr', 'weight_decay', 'patience', 'max_steps', 'max_minutes',
+                    'grad_clip', 'device', 'weights_path'}
+
+def config_diff(saved: dict, mine: dict) -> str:
+    "The architecture fields where a checkpoint's config and this model's differ: 'name: saved vs mine', or ''."
+    d = [f"{k}: {saved[k]!r} vs {mine[k]!r}" for k in saved if k in mine and k not in _TRAINING_FIELDS and saved[k] != mine[k]]
+    return '; '.join(d)
+
 class TorchPropertyModel(PropertyModel):
     "A property model trained by `molbench.training.trainer.Trainer`: MSE on normalised targets, early stopping, best weights."
     config_cls = TorchConfig
@@ -423,11 +474,60 @@ class TorchPropertyModel(PropertyModel):
         "MSE of the network's (B,) predictions on normalised targets: (loss, parts) for `Trainer`."
         return nn.functional.mse_loss(net(b.x).reshape(-1).float(), b.y), {}
 
+    # --- weights: save a fitted network, start a fit from a checkpoint ---
+    def head_prefixes(self, net: nn.Module) -> tuple[str, ...]:
+        "State-dict prefixes of `net`'s task head: fresh, not loaded, when a fit starts from `weights_path` (default: `net.head`)."
+        return ('head',)
+
+    def weights_extra(self) -> dict:
+        "Tensors besides the network that a checkpoint must carry (e.g. input statistics); default none."
+        return {}
+
+    def adopt_weights(self, ck: dict):
+        "Take what the checkpoint fixes before encoding (input statistics, a tokenizer); default nothing."
+
+    def save_weights(self, path) -> Path:
+        "Write the fitted network with its family and config to file `path`; a new model with `weights_path=path` starts from it."
+        if getattr(self, 'net', None) is None: raise RuntimeError(f"{self.name}: call fit() before save_weights()")
+        ck = dict(format=WEIGHTS_FORMAT, family=self.name, net_class=type(self.net).__name__, config=asdict(self.config),
+                  state_dict={k: v.detach().cpu() for k, v in self.net.state_dict().items()}, extra=self.weights_extra())
+        return atomic_write(path, lambda p: torch.save(ck, p))
+
+    def read_weights(self, path) -> dict:
+        "The checkpoint at `path` in this family's format (default: a `save_weights` file)."
+        return read_weights_file(path, self.name)
+
+    def _is_head(self, key: str, prefixes) -> bool: return any(key == p or key.startswith(p + '.') for p in prefixes)
+
+    def init_from_weights(self, net: nn.Module, ck: dict) -> nn.Module:
+        "Copy the checkpoint's weights into `net`, all but the task head; a network of another shape raises, naming the file."
+        heads = self.head_prefixes(net)
+        want = {k: v for k, v in net.state_dict().items() if not self._is_head(k, heads)}
+        have = {k: v for k, v in ck['state_dict'].items() if not self._is_head(k, heads)}
+        missing, unexpected = sorted(set(want) - set(have)), sorted(set(have) - set(want))
+        shape = [f"{k} {tuple(have[k].shape)} vs {tuple(want[k].shape)}" for k in sorted(set(want) & set(have))
+                 if have[k].shape != want[k].shape]
+        if ck.get('net_class', type(net).__name__) != type(net).__name__ or missing or unexpected or shape:
+            why = [f"it holds a {ck.get('family')!r} network ({ck.get('net_class')}), this is {self.name!r} ({type(net).__name__})"]
+            if missing: why.append(f"missing {len(missing)} weights, e.g. {missing[:3]}")
+            if unexpected: why.append(f"{len(unexpected)} weights this network lacks, e.g. {unexpected[:3]}")
+            if shape: why.append(f"shapes differ (checkpoint vs this): {shape[:3]}")
+            diff = config_diff(ck.get('config') or {}, asdict(self.config))
+            if diff: why.append(f"config (checkpoint vs this): {diff}")
+            raise ValueError(f"{self.name}: weights_path {ck.get('path')} does not fit this network: " + '; '.join(why))
+        net.load_state_dict(have, strict=False)
+        return net
+
     def _fit(self, train_df, y_train, val_df, y_val):
         cfg = self.config
+        ck = self.read_weights(cfg.weights_path) if cfg.weights_path else None
+        self.weights = ck                                    # families whose checkpoint fixes the architecture read it in build
+        if ck is not None: self.adopt_weights(ck)
         items, vitems = self.encode(train_df), self.encode(val_df)
         torch.manual_seed(cfg.seed)
         net = self.build(items)
+        if ck is not None: net = self.init_from_weights(net, ck)
+        self.weights = None                                  # the checkpoint is in the network now; do not keep a second copy
         self.device = get_device(cfg.device)
         val_fn = lambda model: float(np.mean((self._forward_all(vitems, model) - y_val) ** 2))
         self.net = train_supervised(self, net, self.loss, supervised_loader(items, y_train, self.collate, cfg.batch_size, cfg.seed),
@@ -488,6 +588,10 @@ class MLPModel(TorchPropertyModel):
     def _fit(self, *a):
         self.x_mean = None
         super()._fit(*a)
+    def head_prefixes(self, net): return (f'm.{len(net.m) - 1}',)           # the last linear layer
+    def weights_extra(self): return {'x_mean': torch.from_numpy(self.x_mean), 'x_std': torch.from_numpy(self.x_std)}
+    def adopt_weights(self, ck):                # the first layer was trained on inputs standardised with these statistics
+        self.x_mean, self.x_std = ck['extra']['x_mean'].numpy(), ck['extra']['x_std'].numpy()
 
 class _Squeeze(nn.Module):
     "Wrap a module whose output is (B, 1) to return (B,)."

@@ -18,7 +18,8 @@ from .models import PropertyModel
 
 # %% auto #0
 __all__ = ['PROFILES', 'SPLITS', 'PUBLISHED_RMSE', 'PUBLISHED_NOTE', 'available_models', 'get_model', 'Profile', 'get_profile',
-           'regression_metrics', 'boom_task_names', 'load_splits', 'new_run_dir', 'run_boom', 'sweep', 'main']
+           'regression_metrics', 'boom_task_names', 'load_splits', 'new_run_dir', 'weights_label', 'run_boom', 'sweep',
+           'main']
 
 # %% ../../nbs/boom/51_runner.ipynb #ecc0ab62
 from .families import MODEL_MODULES   # registry name → module that registers it
@@ -140,6 +141,11 @@ def _split_recipe(task):
     from molbench.data.boom import split_recipe
     return split_recipe(task)
 
+def weights_label(config) -> str:
+    "How a model's network started: 'from scratch', or 'pretrained: <checkpoint name>' when its config has a `weights_path`."
+    w = config.get('weights_path') if isinstance(config, dict) else getattr(config, 'weights_path', None)
+    return f"pretrained: {Path(str(w)).name}" if w else 'from scratch'
+
 def _units(task):
     try:
         from molbench.data.boom import BOOM_UNITS
@@ -200,7 +206,7 @@ def run_boom(model,                 # registry name (see `available_models()`) o
     out = dict(model=name, task=task, profile=prof.name, seed=seed, units=units, split_recipe=recipe,
                id=metrics['id'], ood=metrics['ood'],
                ood_id_rmse_ratio=metrics['ood']['rmse'] / metrics['id']['rmse'] if metrics['id']['rmse'] > 0 else float('nan'),
-               n_train=len(frames['train']), n_excluded=len(excluded), world_size=world,
+               n_train=len(frames['train']), n_excluded=len(excluded), world_size=world, weights=weights_label(m.config),
                fit_seconds=fit_s, wall_seconds=time.perf_counter() - t0, run_dir=str(d),
                training={k: getattr(m, k) for k in ('epochs_run', 'stop_reason', 'train_seconds') if hasattr(m, k)})
     atomic_write(d / 'predictions.csv', lambda p: pred.to_csv(p, index=False))
@@ -221,7 +227,8 @@ PUBLISHED_RMSE = {  # (model, task) → (ID RMSE, OOD RMSE) published in the BOO
     ('molformer', 'r2'): (40.95, 283.03), ('molformer', 'zpve'): (0.0015, 0.0213),
     ('rf', 'zpve'): (0.0012, 0.0231),
 }
-PUBLISHED_NOTE = "BOOM paper (Antoniuk et al. 2025); MolFormer rows are the pretrained MolFormer"
+PUBLISHED_NOTE = ("BOOM paper (Antoniuk et al. 2025); its MolFormer numbers are IBM's pretrained MolFormer-XL, fine-tuned; "
+                  "molbench's rows are trained from scratch on the task unless their `weights` column names a checkpoint")
 
 def sweep(models, tasks, profile='smoke', run_dir=None, seed: int = 0, loader=None, data_dir=None) -> pd.DataFrame:
     "Run every model on every task; one row per pair with our ID/OOD RMSE, wall time and the published RMSEs beside them."
@@ -231,7 +238,7 @@ def sweep(models, tasks, profile='smoke', run_dir=None, seed: int = 0, loader=No
             r = run_boom(model, task, profile, run_dir=run_dir, seed=seed, loader=loader, data_dir=data_dir)
             pub = PUBLISHED_RMSE.get((r['model'], task))
             mol = PUBLISHED_RMSE.get(('molformer', task))
-            rows.append(dict(model=r['model'], task=task, units=r['units'], split_recipe=r['split_recipe'],
+            rows.append(dict(model=r['model'], weights=r.get('weights', 'from scratch'), task=task, units=r['units'], split_recipe=r['split_recipe'],
                              n_train=r['n_train'], n_id=r['id']['n'], n_ood=r['ood']['n'], n_excluded=r['n_excluded'],
                              id_rmse=r['id']['rmse'], ood_rmse=r['ood']['rmse'], ood_id_ratio=r['ood_id_rmse_ratio'],
                              id_r2=r['id']['r2'], ood_r2=r['ood']['r2'], wall_seconds=r['wall_seconds'],

@@ -6,13 +6,15 @@
 from __future__ import annotations
 import tempfile, warnings, logging
 from datetime import timedelta
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from ...core import PROPERTY_MODELS, get_device
-from ..models import PropertyModel, TorchConfig, TrainClock, parse_smiles
+from ...core import PROPERTY_MODELS, get_device, atomic_write
+from ..models import (PropertyModel, TorchConfig, TrainClock, parse_smiles, torch_load_checked,
+                                  PickledCheckpointError)
 
 # %% auto #0
 __all__ = ['ChempropConfig', 'ChempropModel']
@@ -48,8 +50,55 @@ class ChempropModel(PropertyModel):
         return pl.Trainer(accelerator='gpu' if dev.type == 'cuda' else 'cpu', devices=1, logger=False,
                           enable_progress_bar=False, enable_model_summary=False, **kw)
 
+    def read_weights(self, path) -> dict:
+        "The message-passing network of a chemprop model file, or of a CheMeleon-style message-passing file."
+        from chemprop import nn as cnn, data, featurizers
+        from chemprop.models import MPNN
+        try: ck = torch_load_checked(path, 'chemprop')
+        except PickledCheckpointError: ck = torch_load_checked(path, 'chemprop', weights_only=False)   # chemprop's hparams hold classes
+        if not isinstance(ck, dict) or 'hyper_parameters' not in ck or 'state_dict' not in ck:
+            raise ValueError(f"chemprop: weights_path {path} is not a chemprop model file (a dict with 'hyper_parameters' and "
+                             f"'state_dict', as chemprop.models.utils.save_model writes)")
+        hp = dict(ck['hyper_parameters'])
+        try:
+            if 'message_passing' in hp:                                   # a whole MPNN: keep its message passing
+                with warnings.catch_warnings():
+                    warnings.simplefilter('ignore')
+                    mp = MPNN.load_from_file(path, map_location='cpu').message_passing
+            else:                                                         # one BondMessagePassing (CheMeleon's layout)
+                mp = cnn.BondMessagePassing(**{k: v for k, v in hp.items() if k != 'cls'})
+                mp.load_state_dict(ck['state_dict'])
+        except Exception as e:
+            raise ValueError(f"chemprop: weights_path {path} is neither a chemprop MPNN nor a BondMessagePassing checkpoint "
+                             f"({type(e).__name__}: {str(e)[:200]})") from e
+        feat = featurizers.SimpleMoleculeMolGraphFeaturizer()
+        try: mp(data.BatchMolGraph([feat(parse_smiles('CC(=O)O'))]))
+        except Exception as e:
+            raise ValueError(f"chemprop: weights_path {path}: its message passing does not take molbench's features (chemprop's "
+                             f"default SimpleMoleculeMolGraphFeaturizer, atom + bond sizes {feat.shape}): {str(e)[:160]}") from e
+        return dict(format='chemprop', message_passing=mp, path=str(path))
+
+    def save_weights(self, path) -> Path:
+        "Write the fitted model as a chemprop model file (`chemprop.models.utils.save_model`); `weights_path=path` starts from it."
+        from chemprop.models.utils import save_model
+        if getattr(self, 'net', None) is None: raise RuntimeError(f"{self.name}: call fit() before save_weights()")
+        return atomic_write(path, lambda p: save_model(p, self.net))
+
+    def build(self):
+        "The untrained `MPNN`: message passing (new, or the checkpoint's), mean aggregation, batch norm, regression FFN."
+        from chemprop import models, nn as cnn
+        c = self.config
+        if c.weights_path:                                     # a checkpoint's message passing; the rest starts fresh
+            mp = self.read_weights(c.weights_path)['message_passing']
+            self.config = c = replace(c, hidden=mp.output_dim, depth=mp.depth)
+        else: mp = cnn.BondMessagePassing(d_h=c.hidden, depth=c.depth, dropout=c.dropout)
+        ffn = cnn.RegressionFFN(input_dim=mp.output_dim, hidden_dim=c.ffn_hidden, n_layers=c.ffn_layers, dropout=c.dropout)
+        return models.MPNN(mp, cnn.MeanAggregation(), ffn, batch_norm=c.batch_norm,
+                           warmup_epochs=min(c.warmup_epochs, max(c.epochs - 1, 0)),
+                           init_lr=c.max_lr / 10, max_lr=c.max_lr, final_lr=c.max_lr / 10)
+
     def _fit(self, tr, ytr, va, yva):
-        from chemprop import data, models, nn as cnn
+        from chemprop import data
         from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
         c = self.config
         for name in ('lightning.pytorch', 'lightning.fabric', 'lightning'):
@@ -58,11 +107,8 @@ class ChempropModel(PropertyModel):
         dtr, dva = self._dataset(tr, ytr), self._dataset(va, yva)
         ltr = data.build_dataloader(dtr, batch_size=c.batch_size, num_workers=0, seed=c.seed, shuffle=True)
         lva = data.build_dataloader(dva, batch_size=c.batch_size, num_workers=0, shuffle=False)
-        mp = cnn.BondMessagePassing(d_h=c.hidden, depth=c.depth, dropout=c.dropout)
-        ffn = cnn.RegressionFFN(input_dim=mp.output_dim, hidden_dim=c.ffn_hidden, n_layers=c.ffn_layers, dropout=c.dropout)
-        self.net = models.MPNN(mp, cnn.MeanAggregation(), ffn, batch_norm=c.batch_norm,
-                               warmup_epochs=min(c.warmup_epochs, max(c.epochs - 1, 0)),
-                               init_lr=c.max_lr / 10, max_lr=c.max_lr, final_lr=c.max_lr / 10)
+        self.net = self.build()
+        c = self.config
         with tempfile.TemporaryDirectory() as ckdir, warnings.catch_warnings():
             warnings.simplefilter('ignore')
             ck = ModelCheckpoint(dirpath=ckdir, monitor='val_loss', mode='min', save_top_k=1, save_weights_only=True)

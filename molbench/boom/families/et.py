@@ -4,17 +4,19 @@
 
 # %% ../../../nbs/boom/families/56_et.ipynb #1fea0808
 from __future__ import annotations
-from dataclasses import dataclass
+from dataclasses import dataclass, replace, fields
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from ...core import PROPERTY_MODELS
-from ..models import TorchPropertyModel, TorchConfig, encode_geometry, collate_geometry
+from ...core import PROPERTY_MODELS, atomic_write
+from ..models import (TorchPropertyModel, TorchConfig, encode_geometry, collate_geometry, torch_load_checked,
+                                  PickledCheckpointError)
 
 # %% auto #0
-__all__ = ['ETConfig', 'et_args', 'ETNet', 'ETModel']
+__all__ = ['HEAD_ARGS', 'ETConfig', 'et_args', 'ETNet', 'read_torchmdnet_checkpoint', 'ETModel']
 
 # %% ../../../nbs/boom/families/56_et.ipynb #df378393
 @dataclass
@@ -43,13 +45,31 @@ def et_args(c: ETConfig) -> dict:
 
 class ETNet(nn.Module):
     "torchmd-net model wrapped to take molbench's flat geometry batch: (B,)."
-    def __init__(self, c: ETConfig):
+    def __init__(self, c: ETConfig,
+                 args: dict | None = None  # `create_model` arguments (a checkpoint's); None: `et_args(c)`
+                ):
         super().__init__()
         from torchmdnet.models.model import create_model
-        self.model = create_model(et_args(c))
+        self.args = dict(args) if args is not None else et_args(c)
+        self.model = create_model(dict(self.args))
     def forward(self, b):
         y, _ = self.model(b['z'], b['pos'], b['batch'], num_systems=b['num_graphs'])  # (B, 1)
         return y.squeeze(-1)
+
+HEAD_ARGS = dict(precision=32, derivative=False, prior_model=None, output_model='Scalar', reduce_op='mean', atom_filter=-1)  # molbench's task head
+
+def read_torchmdnet_checkpoint(path) -> tuple[dict, dict]:
+    "(hyper_parameters, state_dict) of a torchmd-net checkpoint file, the layout `torchmdnet.models.model.load_model` reads."
+    try: ck = torch_load_checked(path, 'et')
+    except PickledCheckpointError: ck = torch_load_checked(path, 'et', weights_only=False)   # Lightning's hparams objects: trusted files only
+    if not isinstance(ck, dict) or 'hyper_parameters' not in ck or 'state_dict' not in ck:
+        raise ValueError(f"et: weights_path {path} is not a torchmd-net checkpoint (a dict with 'hyper_parameters' and "
+                         f"'state_dict', as torchmdnet.models.model.load_model reads)")
+    args = dict(ck['hyper_parameters'])
+    if args.get('model') != 'equivariant-transformer':
+        raise ValueError(f"et: weights_path {path} holds a torchmd-net {args.get('model')!r} model; "
+                         f"the et family loads 'equivariant-transformer' checkpoints")
+    return args, dict(ck['state_dict'])
 
 @PROPERTY_MODELS.register('et')
 class ETModel(TorchPropertyModel):
@@ -57,4 +77,25 @@ class ETModel(TorchPropertyModel):
     name, config_cls, geometry = 'et', ETConfig, True
     def encode(self, df): return encode_geometry(df)
     def collate(self, items): return collate_geometry(items)
-    def build(self, items): return ETNet(self.config)
+    def build(self, items):
+        ck = getattr(self, 'weights', None)
+        return ETNet(self.config, None if ck is None else ck['args'])
+
+    # weights: torchmd-net checkpoints in, torchmd-net checkpoints out
+    def head_prefixes(self, net): return ('model.output_model', 'model.prior_model', 'model.mean', 'model.std')
+    def read_weights(self, path) -> dict:
+        "A torchmd-net ET checkpoint: its representation network, with molbench's scalar mean head; the config takes its architecture."
+        args, sd = read_torchmdnet_checkpoint(path)
+        sd = {k if k.startswith('model.') else f'model.{k}': v for k, v in sd.items()}   # LNNP's `model.` prefix, or a bare TorchMD_Net
+        box = 'model.representation_model.distance.box'      # older checkpoints lack this buffer (as load_model handles it)
+        if box not in sd: sd[box] = torch.zeros(3, 3)
+        names = {f.name for f in fields(ETConfig)}
+        self.config = replace(self.config, **{k: args[k] for k in names & set(args) if k in et_args(self.config)})
+        return dict(format='torchmd-net', family='et', net_class='ETNet', path=str(path), config=args,
+                    args=et_args(self.config) | {k: v for k, v in args.items() if k not in et_args(self.config)} | HEAD_ARGS,
+                    state_dict=sd)
+    def save_weights(self, path) -> Path:
+        "Write the fitted network as a torchmd-net checkpoint ({'hyper_parameters', 'state_dict'}), readable by `torchmdnet.models.model.load_model`."
+        if getattr(self, 'net', None) is None: raise RuntimeError(f"{self.name}: call fit() before save_weights()")
+        ck = {'hyper_parameters': dict(self.net.args), 'state_dict': {k: v.detach().cpu() for k, v in self.net.state_dict().items()}}
+        return atomic_write(path, lambda p: torch.save(ck, p))

@@ -4,7 +4,8 @@
 
 # %% ../../../nbs/boom/families/55_mace.ipynb #aa50457f
 from __future__ import annotations
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -12,10 +13,10 @@ from torch import nn
 
 from ...core import PROPERTY_MODELS
 from ..models import (TorchPropertyModel, TorchConfig, encode_geometry, collate_geometry, radius_edges,
-                                  mean_pool, mlp)
+                                  mean_pool, mlp, geometry_of, torch_load_checked, check_weights, PickledCheckpointError)
 
 # %% auto #0
-__all__ = ['MACE_ELEMENTS', 'MACEConfig', 'MACENet', 'MACEModel']
+__all__ = ['MACE_ELEMENTS', 'MACEConfig', 'z_table', 'MACENet', 'MACEModel']
 
 # %% ../../../nbs/boom/families/55_mace.ipynb #6b79a675
 MACE_ELEMENTS = (1, 5, 6, 7, 8, 9, 14, 15, 16, 17, 34, 35, 53)  # one-hot elements; any other element → one 'other' slot
@@ -34,20 +35,37 @@ class MACEConfig(TorchConfig):
     readout_hidden: int = 64            # hidden width of the invariant readout MLP
     lr: float = 5e-3                    # AdamW learning rate (MACE's default scale)
 
-def _zindex(z: torch.Tensor) -> torch.Tensor:
-    table = torch.full((119,), len(MACE_ELEMENTS), dtype=torch.long, device=z.device)
-    table[list(MACE_ELEMENTS)] = torch.arange(len(MACE_ELEMENTS), device=z.device)
-    return table[z]
+def z_table(elements, other: int = -1) -> torch.Tensor:
+    "(119,) one-hot slot of each atomic number: `elements[k]` → k, any other element → `other` (-1: none)."
+    table = torch.full((119,), other, dtype=torch.long)
+    table[list(elements)] = torch.arange(len(elements))
+    return table
 
 class MACENet(nn.Module):
     "MACE interactions on a flat batch of atoms; invariant channels → MLP → mean per molecule: (B,)."
-    def __init__(self, c: MACEConfig, avg_num_neighbors: float):
+    def __init__(self, c: MACEConfig, avg_num_neighbors: float | None,
+                 mace_model: nn.Module | None = None  # a mace-torch MACE whose embedding and interaction layers are taken (its readouts are not)
+                ):
         super().__init__()
         import mace.modules  # noqa: F401  (before e3nn: registers torch.load safe globals e3nn needs)
         from mace.modules.blocks import (LinearNodeEmbeddingBlock, RadialEmbeddingBlock, EquivariantProductBasisBlock,
                                          RealAgnosticResidualInteractionBlock)
         from e3nn import o3
+        if mace_model is not None:
+            m = mace_model.float()
+            self.r_max, self.n_elements = float(m.r_max), len(m.atomic_numbers)
+            self.register_buffer('atomic_numbers', m.atomic_numbers.clone())
+            self.register_buffer('z_table', z_table(m.atomic_numbers.tolist()), persistent=False)
+            self.node_embedding, self.radial_embedding, self.spherical_harmonics = m.node_embedding, m.radial_embedding, m.spherical_harmonics
+            self.interactions, self.products = m.interactions, m.products
+            self.n_scalars = [p.linear.irreps_out.count(o3.Irrep(0, 1)) for p in m.products]
+            for p in m.products:
+                if p.linear.irreps_out[0].ir != o3.Irrep(0, 1): raise ValueError("mace model: a layer's output does not start with its scalars")
+            self.readout = mlp([sum(self.n_scalars), c.readout_hidden, 1])
+            return
         self.r_max, n_el = c.r_max, len(MACE_ELEMENTS) + 1
+        self.n_elements = n_el
+        self.register_buffer('z_table', z_table(MACE_ELEMENTS, other=len(MACE_ELEMENTS)), persistent=False)
         hidden = o3.Irreps(c.hidden_irreps)
         n_feat = hidden.count(o3.Irrep(0, 1))
         attr_irreps = o3.Irreps([(n_el, (0, 1))])
@@ -75,9 +93,13 @@ class MACENet(nn.Module):
             node_in = out
         self.readout = mlp([sum(self.n_scalars), c.readout_hidden, 1])
 
-    def forward(self, b):
+    def invariants(self, b) -> torch.Tensor:
+        "(n, Σ scalars) the invariant (0e) channels of every layer, concatenated."
         pos, batch = b['pos'], b['batch']                                              # (n, 3), (n,)
-        attrs = nn.functional.one_hot(_zindex(b['z']), len(MACE_ELEMENTS) + 1).to(pos.dtype)  # (n, E)
+        slot = self.z_table[b['z']]                                                    # (n,)
+        if (slot < 0).any():
+            raise ValueError(f"mace: elements {sorted(set(b['z'][slot < 0].tolist()))} are not among the network's elements")
+        attrs = nn.functional.one_hot(slot, self.n_elements).to(pos.dtype)            # (n, E)
         ei = radius_edges(pos, batch, self.r_max)                                      # (2, m): sender, receiver
         vec = pos[ei[1]] - pos[ei[0]]                                                  # (m, 3)
         lengths = vec.norm(dim=-1, keepdim=True)                                       # (m, 1)
@@ -90,8 +112,11 @@ class MACENet(nn.Module):
                           edge_index=ei, cutoff=cutoff, first_layer=(k == 0))
             h = prod(node_feats=h, sc=sc, node_attrs=attrs)                            # (n, irreps dim)
             inv.append(h[:, :self.n_scalars[k]])                                       # the 0e channels come first
-        atom_out = self.readout(torch.cat(inv, -1))                                    # (n, 1)
-        return mean_pool(atom_out, batch, b['num_graphs']).squeeze(-1)                 # (B,)
+        return torch.cat(inv, -1)
+
+    def forward(self, b):
+        atom_out = self.readout(self.invariants(b))                                    # (n, 1)
+        return mean_pool(atom_out, b['batch'], b['num_graphs']).squeeze(-1)           # (B,)
 
 @PROPERTY_MODELS.register('mace')
 class MACEModel(TorchPropertyModel):
@@ -100,7 +125,57 @@ class MACEModel(TorchPropertyModel):
     def encode(self, df): return encode_geometry(df)
     def collate(self, items): return collate_geometry(items)
     def build(self, items):
+        ck = getattr(self, 'weights', None)
+        if ck is not None and ck['format'] == 'mace-torch':        # the checkpoint's layers, its r_max and neighbour scale
+            net = MACENet(self.config, None, ck['model'])
+            mm = ck['model']                                          # the config tells the checkpoint's architecture
+            self.config = replace(self.config, r_max=net.r_max, num_interactions=len(net.interactions),
+                                  hidden_irreps=str(mm.products[0].linear.irreps_out), max_ell=mm.spherical_harmonics.irreps_out.lmax,
+                                  num_bessel=mm.radial_embedding.out_dim)
+            self.avg_num_neighbors = None
+            return net
         b = collate_geometry(items[:256])
         ei = radius_edges(b['pos'], b['batch'], self.config.r_max)
         self.avg_num_neighbors = ei.shape[1] / len(b['z'])          # from training molecules only
         return MACENet(self.config, self.avg_num_neighbors)
+
+    # weights: mace-torch model files, or molbench's own
+    def head_prefixes(self, net): return ('readout',)
+    def read_weights(self, path) -> dict:
+        "A molbench weights file, or a mace-torch model file (`torch.save` of a MACE / ScaleShiftMACE, as `mace_run_train` and `mace_mp` use)."
+        if getattr(self, '_read', None) and self._read[0] == str(path): return self._read[1]
+        try: ck = check_weights(torch_load_checked(path, 'mace'), path, 'mace')
+        except PickledCheckpointError:
+            import mace.modules                                       # before unpickling e3nn objects
+            from mace.modules.models import MACE
+            obj = torch_load_checked(path, 'mace', weights_only=False)          # a pickled model: trusted files only
+            if not isinstance(obj, MACE):
+                raise ValueError(f"mace: weights_path {path} holds a {type(obj).__name__}, not a mace-torch MACE model "
+                                 f"(torch.save of mace.modules.MACE or ScaleShiftMACE, as mace_run_train writes *.model)")
+            if hasattr(obj, 'joint_embedding'):
+                raise ValueError(f"mace: weights_path {path} embeds extra per-structure inputs ({list(obj.embedding_specs)}), "
+                                 f"which molbench's molecules do not carry")
+            ck = dict(format='mace-torch', family='mace', net_class='MACENet', path=str(path), model=obj,
+                      elements=tuple(int(z) for z in obj.atomic_numbers))
+        self._read = (str(path), ck)
+        return ck
+    def init_from_weights(self, net, ck):
+        if ck['format'] == 'mace-torch': return net                 # built from the checkpoint's own modules
+        return super().init_from_weights(net, ck)
+    def usable(self, df, smiles: bool = True):
+        ok = super().usable(df, smiles)
+        if not self.config.weights_path: return ok
+        allowed = self.read_weights(self.config.weights_path).get('elements')
+        if allowed is None: return ok
+        ids, bad = (df.id.values if 'id' in df else np.arange(len(df))), []
+        for n, r in enumerate(df.itertuples(index=False)):
+            if not ok[n]: continue
+            out = sorted(set(geometry_of(r)[0].tolist()) - set(allowed))
+            if out:
+                ok[n] = False; bad.append(ids[n])
+                self.excluded[ids[n].item() if hasattr(ids[n], 'item') else ids[n]] = f"elements {out} outside the checkpoint's"
+        if bad: warnings.warn(f"mace: excluded {len(bad)} rows with elements the checkpoint does not embed, ids {bad[:10]}")
+        return ok
+    def _fit(self, *a):
+        super()._fit(*a)
+        self._read = None

@@ -4,35 +4,37 @@
 
 # %% ../../../nbs/boom/families/59_rt.ipynb #10a00615
 from __future__ import annotations
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from ...core import PROPERTY_MODELS, get_device
+from ...core import PROPERTY_MODELS, get_device, read_json
 from ..models import PropertyModel, TorchConfig, supervised_loader, train_supervised
-from .smiles import SmilesTokenizer, SPECIAL_TOKENS, PAD, UNK, CLS, SEP, MASK
+from .smiles import SmilesTokenizer, SPECIAL_TOKENS
 
 # %% auto #0
-__all__ = ['PLACES', 'NUM_TOKENS', 'LIMIT', 'N_PREFIX', 'PROP_POS', 'number_tokens', 'tokens_number', 'RTConfig',
+__all__ = ['PLACES', 'NUM_TOKENS', 'LIMIT', 'PREFIX', 'PROP_POS', 'number_tokens', 'tokens_number', 'RTConfig',
            'RegressionTransformerModel']
 
 # %% ../../../nbs/boom/families/59_rt.ipynb #3c08ebab
 PLACES = (0, -1, -2, -3)                 # decimal places written: one integer digit, three decimals
-NUM_TOKENS = ('<y>', '<+>', '<->', '|') + tuple(f'_{d}_{p}_' for p in PLACES for d in range(10))
+NUM_TOKENS = ('<y>', '_+_', '_-_', '_._', '|') + tuple(f'_{d}_{p}_' for p in PLACES for d in range(10))  # the RT's spelling
 LIMIT = 9.999                            # largest |normalised value| that can be written
 
 def number_tokens(v: float) -> list[str]:
-    "Sign and digit tokens of `v`, rounded to 3 decimals and clipped to ±9.999."
+    "Sign and digit tokens of `v` (the predicted ones; the point is not among them), rounded to 3 decimals and clipped to ±9.999."
     v = float(np.clip(v, -LIMIT, LIMIT))
     digits = f"{abs(round(v, 3)):.3f}".replace('.', '')
-    return ['<+>' if v >= 0 else '<->'] + [f'_{d}_{p}_' for d, p in zip(digits, PLACES)]
+    return ['_+_' if v >= 0 else '_-_'] + [f'_{d}_{p}_' for d, p in zip(digits, PLACES)]
 
 def tokens_number(toks: list[str]) -> float:
     "The number written by sign and digit tokens."
     val = sum(int(t.split('_')[1]) * 10.0 ** int(t.split('_')[2]) for t in toks[1:])
-    return -val if toks[0] == '<->' else val
+    return -val if toks[0] == '_-_' else val
 
 # %% ../../../nbs/boom/families/59_rt.ipynb #bed8b653
 @dataclass
@@ -46,29 +48,35 @@ class RTConfig(TorchConfig):
     max_len: int = 128        # SMILES tokens kept (after the numeric prefix)
     lr: float = 1e-4          # AdamW learning rate
 
-N_PREFIX = 2 + len(PLACES)    # <y>, sign, digits
-PROP_POS = list(range(1, N_PREFIX))  # positions of the sign and digit tokens (predicted)
+PREFIX = ['<y>', '[MASK]', '[MASK]', '_._', '[MASK]', '[MASK]', '[MASK]', '|']  # marker, sign, units, point, 3 decimals, separator
+PROP_POS = [k for k, t in enumerate(PREFIX) if t == '[MASK]']                   # positions of the sign and digit tokens (predicted)
 
 @PROPERTY_MODELS.register('regression_transformer')
 class RegressionTransformerModel(PropertyModel):
     "XLNet that predicts the property's numeric tokens from the SMILES (the RT's property-prediction objective)."
     name, config_cls = 'regression_transformer', RTConfig
 
-    def _vocab(self, smiles):
-        sm = SmilesTokenizer.fit(smiles)
-        return SmilesTokenizer(list(SPECIAL_TOKENS) + list(NUM_TOKENS) + sm.vocab[len(SPECIAL_TOKENS):])
+    def _vocab(self, smiles, base: list[str] | None = None):
+        "The vocabulary: `base` (a checkpoint's, in its order) or molbench's special and number tokens, then any missing token."
+        sm = SmilesTokenizer.fit(smiles).vocab[len(SPECIAL_TOKENS):]
+        vocab = list(base) if base is not None else []
+        seen = set(vocab)
+        vocab += [t for t in list(SPECIAL_TOKENS) + list(NUM_TOKENS) + sm if not (t in seen or seen.add(t))]
+        return SmilesTokenizer(vocab)
 
     def _encode(self, smiles, y=None):
         "(input_ids (B, L), attention_mask (B, L), labels (B, 5) or None)."
         t, seqs, labels = self.tok, [], []
+        unk, sep, pad = t.index['[UNK]'], t.index['[SEP]'], t.index['[PAD]']
+        prefix = [t.index[x] for x in PREFIX]
         for k, s in enumerate(smiles):
-            sm = [t.index.get(x, UNK) for x in t.tokenize(s)][:self.config.max_len]
-            seqs.append([t.index['<y>']] + [MASK] * len(PROP_POS) + [t.index['|']] + sm + [SEP])
+            sm = [t.index.get(x, unk) for x in t.tokenize(s)][:self.config.max_len]
+            seqs.append(prefix + sm + [sep])
             if y is not None: labels.append([t.index[x] for x in number_tokens(y[k])])
         L = max(map(len, seqs))
-        ids = torch.full((len(seqs), L), PAD, dtype=torch.long)
+        ids = torch.full((len(seqs), L), pad, dtype=torch.long)
         for k, s in enumerate(seqs): ids[k, :len(s)] = torch.tensor(s)
-        return ids, (ids != PAD).float(), (torch.tensor(labels) if y is not None else None)
+        return ids, (ids != pad).float(), (torch.tensor(labels) if y is not None else None)
 
     def _xlnet_inputs(self, ids, am):
         B, L = ids.shape
@@ -81,7 +89,7 @@ class RegressionTransformerModel(PropertyModel):
         "(5, V) bool: which tokens may appear at each numeric position."
         V, ix = len(self.tok), self.tok.index
         a = torch.zeros(len(PROP_POS), V, dtype=torch.bool)
-        a[0, [ix['<+>'], ix['<->']]] = True
+        a[0, [ix['_+_'], ix['_-_']]] = True
         for k, p in enumerate(PLACES): a[k + 1, [ix[f'_{d}_{p}_'] for d in range(10)]] = True
         return a
 
@@ -107,15 +115,54 @@ class RegressionTransformerModel(PropertyModel):
         ids, am, lab = b.x
         return net(**self._xlnet_inputs(ids, am), labels=lab.contiguous()).loss, {}
 
+    # weights: an XLNet Hugging Face folder (an RT checkpoint, or one save_weights wrote)
+    def read_weights(self, path) -> dict:
+        "{net, vocab} from an XLNet folder: config.json (model_type 'xlnet') + weights + molbench_vocab.json or the RT's vocab.txt."
+        path = Path(path)
+        if not path.exists(): raise FileNotFoundError(f"{self.name}: weights_path {path} does not exist")
+        if not path.is_dir(): raise ValueError(f"{self.name}: weights_path {path} is a file; expected an XLNet Hugging Face folder")
+        if not (path / 'config.json').exists(): raise ValueError(f"{self.name}: weights_path {path} has no config.json (a Hugging Face model folder)")
+        try: found = read_json(path / 'config.json').get('model_type')
+        except Exception as e: raise ValueError(f"{self.name}: weights_path {path}: config.json is not valid JSON ({e})") from e
+        if found != 'xlnet':
+            raise ValueError(f"{self.name}: weights_path {path} holds a {found!r} model (config.json model_type); "
+                             f"the {self.name} family loads 'xlnet' models (the Regression Transformer is an XLNet)")
+        if (path / 'molbench_vocab.json').exists(): vocab = SmilesTokenizer.load(path / 'molbench_vocab.json').vocab
+        elif (path / 'vocab.txt').exists(): vocab = (path / 'vocab.txt').read_text(encoding='utf-8').rstrip('\n').split('\n')
+        else: raise ValueError(f"{self.name}: weights_path {path} has no vocabulary (molbench_vocab.json, or the RT's vocab.txt)")
+        from transformers import XLNetLMHeadModel
+        try: net = XLNetLMHeadModel.from_pretrained(path, local_files_only=True)
+        except Exception as e:
+            raise ValueError(f"{self.name}: weights_path {path} could not be loaded as an XLNet ({type(e).__name__}: {str(e)[:300]})") from e
+        if len(vocab) > net.config.vocab_size:
+            raise ValueError(f"{self.name}: weights_path {path}: the vocabulary has {len(vocab)} tokens, the model embeds {net.config.vocab_size}")
+        return dict(format='huggingface', net=net, vocab=vocab, path=str(path))
+
+    def save_weights(self, path) -> Path:
+        "Write the fitted XLNet and its vocabulary to folder `path`, loadable with `weights_path=path`."
+        if getattr(self, 'net', None) is None: raise RuntimeError(f"{self.name}: call fit() before save_weights()")
+        path = Path(path); path.mkdir(parents=True, exist_ok=True)
+        self.net.save_pretrained(path); self.tok.save(path / 'molbench_vocab.json')
+        return path
+
     def _fit(self, tr, ytr, va, yva):
         from transformers import XLNetConfig, XLNetLMHeadModel
         c = self.config
         self.device = get_device(c.device)
-        self.tok = self._vocab(tr.smiles)
+        ck = self.read_weights(c.weights_path) if c.weights_path else None
+        self.tok = self._vocab(tr.smiles, None if ck is None else ck['vocab'])
         torch.manual_seed(c.seed)
-        net = XLNetLMHeadModel(XLNetConfig(vocab_size=len(self.tok), d_model=c.d_model, n_layer=c.n_layer,
-                                           n_head=c.n_head, d_inner=c.d_inner, dropout=c.dropout, pad_token_id=PAD,
-                                           bos_token_id=CLS, eos_token_id=SEP))
+        if ck is None:
+            ix = self.tok.index
+            net = XLNetLMHeadModel(XLNetConfig(vocab_size=len(self.tok), d_model=c.d_model, n_layer=c.n_layer, n_head=c.n_head,
+                                               d_inner=c.d_inner, dropout=c.dropout, pad_token_id=ix['[PAD]'],
+                                               bos_token_id=ix['[CLS]'], eos_token_id=ix['[SEP]']))
+        else:                      # the checkpoint's network; tokens it lacks get new embedding rows (rows of its tokens keep theirs)
+            net, k = ck['net'], ck['net'].config
+            self.n_new_tokens = max(0, len(self.tok) - k.vocab_size)
+            if self.n_new_tokens: net.resize_token_embeddings(len(self.tok))
+            self.config = replace(c, d_model=k.d_model, n_layer=k.n_layer, n_head=k.n_head, d_inner=k.d_inner, dropout=k.dropout)
+            c = self.config
         loader = supervised_loader(list(zip(tr.smiles.tolist(), np.asarray(ytr).tolist())), ytr, self._collate, c.batch_size, c.seed)
         val_smiles, val_y = va.smiles.tolist(), np.clip(yva, -LIMIT, LIMIT)
         val_fn = lambda model: float(np.mean((self._decode(val_smiles, model) - val_y) ** 2))
