@@ -42,7 +42,7 @@ def cumulative(k: int) -> tuple[dict, dict]:
 
 def probe(proc, model, batch, seed: int = 5) -> dict:
     "Per time t of TIMES: RMSE of x̂₁ and of x_t against the molecule (Å per coordinate), and the type accuracy of ĥ₁."
-    from molbench.generative.processes.flow_matching import denoising_error
+    from molbench.generative.processes.base import denoising_error
     return denoising_error(proc, model, batch, TIMES, seed)
 
 

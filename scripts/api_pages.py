@@ -14,7 +14,7 @@ nbs/index.ipynb, not files starting with `_` or `.`) this script
 3. replaces any output larger than --max-output kB with a note, removes widget state, replaces an embedded copy of
    3Dmol.js or plotly.js (`nbs/02_viz` tests both ways of serving them) by the book's own, and replaces machine paths in
    the outputs (the repository, the data folder, the cache, the home folder, temporary folders, the Python installation)
-   with placeholders — and fails if a `/work/` path survives;
+   with placeholders — and fails if a path under the checkout's parent folder survives;
 4. writes the page with notebook metadata `mystnb: {execution_mode: 'off'}`, so `jupyter-book build` renders the saved
    outputs and never executes these pages again; and rewrites the API block of `_toc.yml` and `book/api/index.md`.
 
@@ -130,6 +130,11 @@ class Scrubber:
         self.pairs = sorted({(a, b) for a, b in pairs if a and len(a) > 1}, key=lambda ab: -len(ab[0]))
         tmp = re.escape(tempfile.gettempdir().rstrip('/'))
         self.tmp = re.compile(tmp + r'/[^\s\'"<>),:\]]*')
+        self.parent = str(ROOT.parent) + os.sep                 # the folder that holds this checkout (and ../shared)
+    def survivor(self, text: str) -> str | None:
+        "An excerpt around the first path under the checkout's parent folder left in `text`, or None."
+        i = text.find(self.parent)
+        return None if i < 0 else text[max(0, i - 80):i + 80]
     def __call__(self, text: str) -> str:
         text = self.book_js(text)
         for a, b in self.pairs: text = text.replace(a, b)
@@ -277,8 +282,8 @@ def main():
             print(f'FAILED {src.relative_to(ROOT)} after {time.time() - t0:.0f} s', file=sys.stderr); continue
         out, rep = page(nb, src, skipped, scrub, int(a.max_output * 1000), commit)
         text = nbformat.writes(out)
-        if '/work/' in text: raise SystemExit(f'{dst.relative_to(ROOT)}: a machine path survived the scrubbing: '
-                                              f'{text[max(0, text.find("/work/") - 80):text.find("/work/") + 80]!r}')
+        if (left := scrub.survivor(text)) is not None:
+            raise SystemExit(f'{dst.relative_to(ROOT)}: a machine path survived the scrubbing: {left!r}')
         dst.parent.mkdir(parents=True, exist_ok=True)
         tmp = dst.with_suffix('.ipynb.tmp'); tmp.write_text(text, encoding='utf-8'); tmp.replace(dst)
         print(f"{dst.relative_to(ROOT)}: {len(text) / 1e3:.0f} kB, {time.time() - t0:.0f} s, {rep['hidden']} hidden and "

@@ -18,7 +18,7 @@ __all__ = ['KINDS', 'State', 'SCHEDULERS', 'ODE_SOLVERS', 'TIME_SAMPLERS', 'RESI
            'decode_types', 'wrap', 'mod1', 'project', 'tangent_kind', 'difference', 'gaussian_noise', 'prior_noise',
            'assert_centered', 'masked_mse', 'SchedulerOutput', 'CondOTScheduler', 'CosineScheduler', 'bc', 'PathSample',
            'AffinePath', 'TorusPath', 'ode_solve', 'sde_solve', 'NAtomsSampler', 'lattice_statistics', 'sample_times',
-           'ProcessConfig', 'is_residual', 'residual_add', 'Process', 'FixedOrderMLP', 'memorise']
+           'ProcessConfig', 'is_residual', 'residual_add', 'Process', 'FixedOrderMLP', 'memorise', 'denoising_error']
 
 # %% ../../../nbs/generative/processes/30_base.ipynb #03f5bf39
 def randn(shape, device=None, generator: torch.Generator | None = None) -> Tensor:
@@ -502,3 +502,23 @@ def memorise(process,              # a Process for molecules
     st = stability(an)
     return {'reproduced': rep, 'same_composition': sum(same) / n_samples, 'atom_stability': float(st['atom_stability']),
             'mol_stability': float(st['mol_stability']), 'loss_last': float(loss.detach()), 'train_cpu_s': round(cpu, 1)}
+
+# %% ../../../nbs/generative/processes/30_base.ipynb #68099d2f
+@torch.no_grad()
+def denoising_error(process,                  # a Process for molecules with a `denoised` method (flow matching, diffusion, interpolant)
+                    model,                    # a backbone
+                    batch: Batch,             # the data (e.g. copies of one molecule)
+                    times=(0.5, 0.8, 0.9, 0.95, 0.99),  # where to measure
+                    seed: int = 5,            # the fixed noise draws (the same at every t)
+                   ) -> dict:
+    "Per time t: RMSE of x̂₁ and of the process's estimate without a model against the data positions (Å per coordinate), and the type accuracy of ĥ₁."
+    m = batch.node_mask.bool(); mm = m[..., None].to(batch.x.dtype)
+    x1 = process.encode(batch)
+    rmse = lambda a: float((((a - x1['x']) ** 2 * mm).sum() / (mm.sum() * 3)).sqrt())
+    out = {}
+    for tv in times:
+        x1h, ref, ref_name = process.denoised(model, x1, m, float(tv), torch.Generator().manual_seed(seed))
+        acc = float(((x1h['h'].argmax(-1) == x1['h'].argmax(-1)) & m).sum() / m.sum())
+        out[str(tv)] = {'rmse_x1_hat': round(rmse(x1h['x']), 4), ref_name: round(rmse(ref), 4), 'type_acc': round(acc, 3)}
+    return out
+
