@@ -6,7 +6,8 @@ rerun skips the pairs already in it — unless a row was computed on an earlier 
 none recorded: see molbench.data.boom.LEGACY_SPLIT_RECIPES), which is run again and replaced; rows are merged by
 (model, task, profile, seed), so none is ever duplicated. Every
 pair also has its own run folder (metrics.json, predictions, parity plot); a pair killed before its row was written is
-run again in a new folder (BOOM runs are short and never overwrite a folder).
+run again in a new folder (BOOM runs are short and never overwrite a folder). Every row records its provenance: the
+command, the git commit (and whether the code was modified), the hardware and the thread setting.
 With --jobs N, N pairs run at once in separate processes (one thread each unless OMP_NUM_THREADS says otherwise); the
 table is still written by this process only. With --executor slurm (or local / debug, submitit's executors on this
 machine) every pair is one job of a job array (molbench.training.cluster), with --gpus-per-job GPUs; this process waits and writes
@@ -88,9 +89,18 @@ def main(argv=None):
                           f"running it again (the new row replaces it)")
                 todo.append((model, task))
 
+    sys.path.insert(0, str(ROOT / 'bench'))
+    from scaling import provenance
+    prov = provenance(argv if argv is not None else sys.argv[1:], 'bench/boom_sweep.py')
+    hw, th = prov['hardware'], prov['threads']
+    stamp = {'command': prov['command'], 'git_commit': prov['git_commit'][:12], 'git_dirty': prov['git_dirty'],
+             'hardware': f"{hw['device']}, {hw['cpu_count']} cores, torch {hw['torch']}",
+             'threads': th.get('OMP_NUM_THREADS') or 'default'}
+
     def record(row):
         nonlocal table
         if 'run_dir' in row: row = row.assign(run_dir=[os.path.relpath(v, ROOT) for v in row['run_dir']])   # no path of this machine
+        row = row.assign(**stamp)           # every row says which command, code version and machine produced it
         table = merge_rows(table, row)
         fault_point('sweep_row')            # test hook: a kill with the pair finished, its row not yet written
         write_text(out, table.to_csv(index=False))

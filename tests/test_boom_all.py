@@ -19,3 +19,4 @@ def test_every_family_on_every_task(tmp_path):
         if r.model != 'rf':   # every trained family says why it stopped; the smoke profile caps its steps
             assert r.stop_reason in ('max_steps', 'epochs', 'patience'), (r.model, r.task, r.stop_reason)
     assert len(list((tmp_path / 'runs').glob('*/metrics.json'))) == len(t)   # one run folder per pair
+    assert t.command.str.startswith('python bench/boom_sweep.py --models').all() and (t.git_commit.str.len() == 12).all()
