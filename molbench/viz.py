@@ -19,10 +19,10 @@ from .core import element_symbol, cache_dir, atomic_write
 # %% auto #0
 __all__ = ['OFFLINE_JS_ENV', 'OFFLINE_JS', 'THREEDMOL_VERSION', 'THREEDMOL_SHA256', 'STYLES', 'PLOTLY_MIME', 'COLORS',
            'METRIC_GROUPS', 'GROUP_ORDER', 'COMPUTE_UNITS', 'CHECKS', 'TRAIN_UNITS', 'threedmol_js', 'View',
-           'xyz_block', 'view_molecule', 'view_crystal', 'view_grid', 'plotly_bundle', 'show_bundle', 'show',
-           'plot_distributions', 'read_log', 'plot_training_curves', 'plot_quality_vs_nfe', 'parity_plot', 'short_unit',
-           'fmt_value', 'fmt_seconds', 'kv_table', 'metrics_table', 'not_computed', 'other_notes', 'run_summary',
-           'show_results']
+           'xyz_block', 'view_molecule', 'view_crystal', 'view_grid', 'readable_molecules', 'draw_molecules',
+           'plotly_bundle', 'show_bundle', 'show', 'plot_distributions', 'read_log', 'plot_training_curves',
+           'plot_quality_vs_nfe', 'parity_plot', 'short_unit', 'fmt_value', 'fmt_seconds', 'kv_table', 'metrics_table',
+           'not_computed', 'other_notes', 'run_summary', 'show_results']
 
 # %% ../nbs/02_viz.ipynb #ed304f72
 OFFLINE_JS_ENV = 'MOLBENCH_OFFLINE_JS'   # set → views use the page's own 3Dmol.js (the book)
@@ -165,6 +165,37 @@ def view_grid(items: Sequence,          # molecules (z, pos) / crystals (z, frac
         if L is not None: _add_cell(v, L, viewer=cell)
         v.zoomTo(viewer=cell)
     return v
+
+# %% ../nbs/02_viz.ipynb #39d0f3ab
+def readable_molecules(samples,              # any format molbench.metrics accepts: a padded batch, (z, pos) pairs, records
+                       n: int | None = None, # keep the first n readable molecules (None: all)
+                      ) -> pd.DataFrame:
+    "The generated molecules that are valid and connected (EDM bonds, RDKit-sanitised): sample index, SMILES, atoms, stability."
+    from rdkit import Chem
+    from molbench.metrics.molecules import analyse_edm, edm_mols, _sanitised, heavy_smiles
+    a = analyse_edm(samples)
+    rows = []
+    for k, mol in enumerate(edm_mols(a)):
+        if mol is None or not _sanitised(mol) or len(Chem.GetMolFrags(mol)) != 1: continue
+        smi = heavy_smiles(mol)
+        if smi is None: continue
+        rows.append({'sample': k, 'smiles': smi, 'atoms': int(a.n_atoms[k]), 'heavy atoms': mol.GetNumHeavyAtoms(),
+                     'EDM-stable': bool(a.mol_stable[k])})
+        if n is not None and len(rows) >= n: break
+    return pd.DataFrame(rows, columns=['sample', 'smiles', 'atoms', 'heavy atoms', 'EDM-stable'])
+
+def draw_molecules(table: pd.DataFrame,      # readable_molecules' table (or any with `smiles` and `sample` columns)
+                   cols: int = 4, size: int = 220):
+    "A grid of 2D structure drawings (RDKit, SVG) with each molecule's sample index, SMILES and EDM stability as its legend."
+    from rdkit import Chem
+    from rdkit.Chem import Draw
+    from IPython.display import SVG
+    if not len(table): raise ValueError('draw_molecules: the table has no molecules (no generated molecule was valid and connected)')
+    mols = [Chem.MolFromSmiles(s) for s in table.smiles]
+    stable = table['EDM-stable'] if 'EDM-stable' in table else [False] * len(table)
+    legends = [f"#{i} {s}{' · stable' if st else ''}" for i, s, st in zip(table['sample'], table.smiles, stable)]
+    svg = Draw.MolsToGridImage(mols, molsPerRow=cols, subImgSize=(size, size), legends=legends, useSVG=True)
+    return SVG(svg)
 
 # %% ../nbs/02_viz.ipynb #455926b9
 PLOTLY_MIME = 'application/vnd.plotly.v1+json'
