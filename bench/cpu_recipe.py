@@ -6,7 +6,8 @@ QM9 training split; stage 2 trains, for each backbone, the process whose stage-1
 stability (then molecule stability) for `stage2_minutes`. Every run uses one thread; `jobs` runs go at a time, each in
 its own process. Each run samples `n_samples` molecules with its EMA weights; they are scored (EDM stability, validity,
 uniqueness, novelty, FCD, W1 distances, ...) against the first `n_reference` validation and test molecules, and the XYZ
-file is copied to `samples/<name>.xyz` beside the results file.
+file is copied to `samples/<name>.xyz` beside the default results file (`<results stem>_samples/<name>.xyz` beside any
+other, so that two results files never share sample files).
 
 The results file (default results/generative_qm9_cpu60.json) holds provenance (command, git commit, hardware, threads),
 the grid, and `rows`: one per run with arch, gen, stage, budget_minutes, steps, FLOPs, molecules seen, CPU and wall
@@ -27,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / 'bench'))
 from scaling import provenance, _jsonable
+
+DEFAULT_OUT = 'generative_qm9_cpu60.json'   # the CPU benchmark's results file (its samples go to samples/ beside it)
 
 
 def specs(g: dict, stage: int, rows: dict) -> list[dict]:
@@ -52,6 +55,11 @@ def val_curve(run_dir: Path) -> list[dict]:
             out.append({'step': r['step'], 'train_molecules': r.get('eval/train_molecules'),
                         'train_flops': r.get('eval/train_flops'), 'val_loss': r['eval/val_loss']})
     return out
+
+
+def samples_dir(out: Path) -> Path:
+    "Where the XYZ files of `out`'s rows go: samples/ beside the CPU benchmark's own file, <stem>_samples/ beside any other (never shared)."
+    return out.parent / ('samples' if out.name == DEFAULT_OUT else f'{out.stem}_samples')
 
 
 def work(g: dict, spec: dict, runs_root: Path, sdir: Path) -> dict:
@@ -83,7 +91,7 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--grid', default=str(ROOT / 'params' / 'cpu_recipe.yaml'))
-    ap.add_argument('--out', default=str(ROOT / 'results' / 'generative_qm9_cpu60.json'))
+    ap.add_argument('--out', default=str(ROOT / 'results' / DEFAULT_OUT))
     ap.add_argument('--runs-root', default=str(ROOT / 'runs' / 'cpu_recipe'))
     ap.add_argument('--stage', default='all', choices=('1', '2', 'all'))
     ap.add_argument('--jobs', type=int, default=None, help="runs at a time (default: the grid's `jobs`)")
@@ -103,7 +111,7 @@ def main(argv=None):
         d[last] = yaml.safe_load(v)
     runs_root = Path(a.runs_root); runs_root.mkdir(parents=True, exist_ok=True)
     if a.worker:
-        row = work(g, json.loads(a.worker), runs_root, Path(a.out).parent / 'samples')
+        row = work(g, json.loads(a.worker), runs_root, samples_dir(Path(a.out)))
         write_json(runs_root / row['name'] / 'row.json', row); return
     out = Path(a.out)
     rows = {r['name']: r for r in (json.loads(out.read_text()).get('rows', []) if out.exists() else [])}

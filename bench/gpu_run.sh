@@ -2,7 +2,7 @@
 # The recipe on one GPU, at most 8 minutes: checks CUDA and bf16 autocast, then trains the three backbones with flow
 # matching for 3 minutes each (three at a time, batch 256, bf16), samples 1,000 molecules each with the EMA weights and
 # scores them as the CPU benchmark does. Writes results/generative_qm9_gpu.json (the columns of
-# results/generative_qm9_cpu60.json) and the samples beside it (results/samples/, names with their minutes).
+# results/generative_qm9_cpu60.json) and the samples beside it (results/generative_qm9_gpu_samples/).
 #
 #   bash bench/gpu_run.sh              # on a GPU machine
 #   bash bench/gpu_run.sh --dry-run    # on a CPU: the same steps at smoke sizes into a temporary folder, about a minute

@@ -18,6 +18,6 @@ def test_gpu_run_dry_run_writes_the_benchmark_columns(root, tmp_path):
         assert r['budget_minutes'] == 0.05 and r['stopped'] == 'max_minutes' and r['steps'] > 0 and r['train_flops'] > 0
         assert set(r['metrics']) == {'val', 'test'} and r['metrics']['test']['n_samples'] == 16
         assert r['gen_cfg']['atom_ot'] is True and r['val_curve'] and r['cpu_s'] > 0
-        assert (root / r['samples']).resolve() == tmp_path / 'samples' / f"{r['name']}.xyz"
+        assert (root / r['samples']).resolve() == tmp_path / 'generative_qm9_gpu_samples' / f"{r['name']}.xyz"   # its own folder
     p2 = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=900)
     assert p2.returncode == 0 and '0 run(s) to do, 3 row(s) done' in p2.stdout, p2.stdout[-2000:]
