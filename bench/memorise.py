@@ -9,7 +9,7 @@ function the notebooks' learning tests call. A diagnostic for the training recip
     # a harder molecule: the first 9-atom training molecule, process defaults
     OMP_NUM_THREADS=1 python bench/memorise.py --n-atoms 9 --combos gnn:flow_matching --set type_scale=1
 """
-import argparse, json, subprocess, sys
+import argparse, json, shlex, subprocess, sys
 from pathlib import Path
 import torch
 from molbench.generative.runner import register_all
@@ -73,7 +73,7 @@ def main(argv=None):
                'hidden': a.hidden, 'nfe': a.nfe, 'n_samples': a.n_samples, 'seed': a.seed}
         print(json.dumps(row), flush=True)
         if a.json:
-            row.update(command='python bench/memorise.py ' + ' '.join(sys.argv[1:] if argv is None else argv), git=rev)
+            row.update(command=shlex.join(['python', 'bench/memorise.py', *(sys.argv[1:] if argv is None else argv)]), git=rev)
             with open(a.json, 'a') as f: f.write(json.dumps(row) + '\n')
 
 if __name__ == '__main__': main()

@@ -12,7 +12,7 @@ change" scores), and the type accuracy; after training, 32 samples at 20 NFE are
 One JSON row per variant: its cumulative settings, the probe curve, the sample checks, the command and code version.
 """
 from __future__ import annotations
-import argparse, json, subprocess, sys, time
+import argparse, json, shlex, subprocess, sys, time
 from collections import Counter
 from pathlib import Path
 
@@ -90,7 +90,7 @@ def main(argv=None):
                                            'atom_stability': round(st['atom_stability'], 3),
                                            'mol_stability': round(st['mol_stability'], 3), 'same_composition': sum(same) / 32,
                                            'reproduced': sum(bool(x) and bool(y) for x, y in zip(same, an.mol_stable)) / 32},
-               'cpu_s': round(cpu, 1), 'command': 'python bench/recipe_probe.py ' + ' '.join(sys.argv[1:]), 'git': rev}
+               'cpu_s': round(cpu, 1), 'command': shlex.join(['python', 'bench/recipe_probe.py', *sys.argv[1:]]), 'git': rev}
         last = curve[-1]['probe']
         print(f"[{k}] {row['label']}: x̂₁ RMSE at t=0.5/0.9/0.95 {last['0.5']['rmse_x1_hat']}/{last['0.9']['rmse_x1_hat']}/"
               f"{last['0.95']['rmse_x1_hat']} (x_t {last['0.5']['rmse_x_t']}/{last['0.9']['rmse_x_t']}/{last['0.95']['rmse_x_t']}); "

@@ -22,7 +22,7 @@ Usage: OMP_NUM_THREADS=1 python bench/scaling.py [--grid params/scaling.yaml] [-
                                                  [--out results/scaling_qm9_cpu.json] [--runs-root runs/scaling] [--fit-only]
 """
 from __future__ import annotations
-import argparse, json, os, platform, shutil, subprocess, sys, time
+import argparse, json, os, platform, shlex, shutil, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +35,8 @@ def provenance(argv, script: str = 'bench/scaling.py') -> dict:
     dirty = bool(subprocess.run(['git', 'status', '--porcelain', '--', 'molbench', 'bench', 'params'], capture_output=True,
                                 text=True, cwd=ROOT).stdout.strip())
     import torch
-    return {'command': ' '.join(['python', script, *argv]), 'git_commit': rev, 'git_dirty': dirty,
+    return {'command': shlex.join(['python', script, *argv]),   # quoted: pasteable into a shell
+            'git_commit': rev, 'git_dirty': dirty,
             'hardware': {'machine': platform.machine(), 'processor': platform.processor() or platform.machine(),
                          'cpu_count': os.cpu_count(), 'torch': torch.__version__,
                          'device': 'cuda' if torch.cuda.is_available() else 'cpu'},

@@ -21,7 +21,7 @@ Usage: OMP_NUM_THREADS=1 python bench/sweep_generative.py --profile default --se
        [--executor slurm --gpus-per-job 1 --partition gpu --timeout-min 240 --setup 'source .venv/bin/activate']
 """
 from __future__ import annotations
-import argparse, json, os, sys, time
+import argparse, json, os, shlex, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +70,7 @@ def main(argv=None):
     rows = []
     for r in (json.loads(out.read_text())['rows'] if out.exists() else []): rows = merge_row(rows, r)
     done = {tuple(r[k] for k in KEY) for r in rows}
-    command = ' '.join(['python', 'bench/sweep_generative.py'] + (argv if argv is not None else sys.argv[1:]))
+    command = shlex.join(['python', 'bench/sweep_generative.py'] + (argv if argv is not None else sys.argv[1:]))
     todo = []
     for arch in archs:
         for gen in gens:
