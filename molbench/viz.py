@@ -169,31 +169,38 @@ def view_grid(items: Sequence,          # molecules (z, pos) / crystals (z, frac
 # %% ../nbs/02_viz.ipynb #39d0f3ab
 def readable_molecules(samples,              # any format molbench.metrics accepts: a padded batch, (z, pos) pairs, records
                        n: int | None = None, # keep the first n readable molecules (None: all)
+                       connected_only: bool = False,  # only samples that are one connected molecule
+                       min_heavy_atoms: int = 1,      # only largest fragments with at least this many heavy atoms
                       ) -> pd.DataFrame:
-    "The generated molecules that are valid and connected (EDM bonds, RDKit-sanitised): sample index, SMILES, atoms, stability."
+    "The valid generated molecules (EDM bonds, RDKit-sanitised): sample index, largest fragment's SMILES, pieces, atoms, stability."
     from rdkit import Chem
-    from molbench.metrics.molecules import analyse_edm, edm_mols, _sanitised, heavy_smiles
+    from molbench.metrics.molecules import analyse_edm, edm_mols, _sanitised, _largest_fragment, heavy_smiles
     a = analyse_edm(samples)
     rows = []
     for k, mol in enumerate(edm_mols(a)):
-        if mol is None or not _sanitised(mol) or len(Chem.GetMolFrags(mol)) != 1: continue
-        smi = heavy_smiles(mol)
-        if smi is None: continue
-        rows.append({'sample': k, 'smiles': smi, 'atoms': int(a.n_atoms[k]), 'heavy atoms': mol.GetNumHeavyAtoms(),
-                     'EDM-stable': bool(a.mol_stable[k])})
+        if mol is None or not _sanitised(mol): continue
+        pieces = len(Chem.GetMolFrags(mol))
+        if connected_only and pieces != 1: continue
+        frag = _largest_fragment(mol)
+        smi = None if frag is None else heavy_smiles(frag)
+        if smi is None or frag.GetNumHeavyAtoms() < min_heavy_atoms: continue
+        rows.append({'sample': k, 'smiles': smi, 'pieces': pieces, 'atoms': int(a.n_atoms[k]),
+                     'heavy atoms': frag.GetNumHeavyAtoms(), 'EDM-stable': bool(a.mol_stable[k])})
         if n is not None and len(rows) >= n: break
-    return pd.DataFrame(rows, columns=['sample', 'smiles', 'atoms', 'heavy atoms', 'EDM-stable'])
+    return pd.DataFrame(rows, columns=['sample', 'smiles', 'pieces', 'atoms', 'heavy atoms', 'EDM-stable'])
 
 def draw_molecules(table: pd.DataFrame,      # readable_molecules' table (or any with `smiles` and `sample` columns)
                    cols: int = 4, size: int = 220):
-    "A grid of 2D structure drawings (RDKit, SVG) with each molecule's sample index, SMILES and EDM stability as its legend."
+    "A grid of 2D drawings (RDKit, SVG) with each molecule's sample index, SMILES, pieces and EDM stability as its legend."
     from rdkit import Chem
     from rdkit.Chem import Draw
     from IPython.display import SVG
-    if not len(table): raise ValueError('draw_molecules: the table has no molecules (no generated molecule was valid and connected)')
+    if not len(table): raise ValueError('draw_molecules: the table has no molecules (no generated molecule was valid)')
     mols = [Chem.MolFromSmiles(s) for s in table.smiles]
     stable = table['EDM-stable'] if 'EDM-stable' in table else [False] * len(table)
-    legends = [f"#{i} {s}{' · stable' if st else ''}" for i, s, st in zip(table['sample'], table.smiles, stable)]
+    pieces = table['pieces'] if 'pieces' in table else [1] * len(table)
+    legends = [f"#{i} {s}{f' (largest of {p} pieces)' if p > 1 else ''}{' · stable' if st else ''}"
+               for i, s, p, st in zip(table['sample'], table.smiles, pieces, stable)]
     svg = Draw.MolsToGridImage(mols, molsPerRow=cols, subImgSize=(size, size), legends=legends, useSVG=True)
     return SVG(svg)
 
