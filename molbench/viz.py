@@ -202,7 +202,7 @@ def draw_molecules(table: pd.DataFrame,      # readable_molecules' table (or any
     legends = [f"#{i} {s}{f' (largest of {p} pieces)' if p > 1 else ''}{' · stable' if st else ''}"
                for i, s, p, st in zip(table['sample'], table.smiles, pieces, stable)]
     svg = Draw.MolsToGridImage(mols, molsPerRow=cols, subImgSize=(size, size), legends=legends, useSVG=True)
-    return SVG(svg)
+    return SVG(getattr(svg, 'data', svg))   # a str, or already an IPython SVG where RDKit's IPython console hooks are active
 
 # %% ../nbs/02_viz.ipynb #455926b9
 PLOTLY_MIME = 'application/vnd.plotly.v1+json'
