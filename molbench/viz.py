@@ -174,15 +174,15 @@ def readable_molecules(samples,              # any format molbench.metrics accep
                       ) -> pd.DataFrame:
     "The valid generated molecules (EDM bonds, RDKit-sanitised): sample index, largest fragment's SMILES, pieces, atoms, stability."
     from rdkit import Chem
-    from molbench.metrics.molecules import analyse_edm, edm_mols, _sanitised, _largest_fragment, heavy_smiles
+    from molbench.metrics.molecules import analyse_edm, edm_mols, largest_valid_fragment, heavy_smiles
     a = analyse_edm(samples)
     rows = []
     for k, mol in enumerate(edm_mols(a)):
-        if mol is None or not _sanitised(mol): continue
+        frag = None if mol is None else largest_valid_fragment(mol)   # EDM's validity (sanitises `mol` in place)
+        if frag is None: continue
         pieces = len(Chem.GetMolFrags(mol))
         if connected_only and pieces != 1: continue
-        frag = _largest_fragment(mol)
-        smi = None if frag is None else heavy_smiles(frag)
+        smi = heavy_smiles(frag)
         if smi is None or frag.GetNumHeavyAtoms() < min_heavy_atoms: continue
         rows.append({'sample': k, 'smiles': smi, 'pieces': pieces, 'atoms': int(a.n_atoms[k]),
                      'heavy atoms': frag.GetNumHeavyAtoms(), 'EDM-stable': bool(a.mol_stable[k])})
