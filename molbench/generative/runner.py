@@ -414,13 +414,22 @@ def concat_batches(bs: list[Batch]) -> Batch:
                  lattice=torch.cat([b.lattice for b in bs]) if bs[0].lattice is not None else None)
 
 @torch.no_grad()
-def generate(p: RunParams, model, process, data: RunData, device=None) -> tuple[Batch, dict]:
-    "Sample `p.n_samples` structures with `model` (the EMA weights); returns the batch (CPU) and timing."
+def generate(p: RunParams, model, process, data: RunData, device=None,
+             pairs: tuple | None = None,   # conditional runs: (atom counts (S,), targets (S, P)) to sample for, e.g. a property's tail
+            ) -> tuple[Batch, dict]:
+    "Sample `p.n_samples` structures with `model` (the EMA weights), or one per row of `pairs`; returns the batch (CPU) and timing."
     from molbench.generative.processes.base import NAtomsSampler
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.eval()
     targets = None
-    if p.condition:                                                                  # (atom count, properties) of training structures
+    if pairs is not None:                                                            # given (atom count, target) pairs
+        if not p.condition: raise ValueError("pairs (atom counts, targets) need a conditional run (p.condition names its properties)")
+        counts, targets = (torch.as_tensor(np.asarray(v)) for v in pairs)
+        counts, targets = counts.long().reshape(-1), targets.float().reshape(len(counts), -1)
+        if targets.shape[1] != len(p.condition):
+            raise ValueError(f"pairs give {targets.shape[1]} targets per structure; the run conditions on {len(p.condition)} ({', '.join(p.condition)})")
+        order = torch.argsort(-counts, stable=True); counts, targets = counts[order], targets[order]   # less padding per batch
+    elif p.condition:                                                                # (atom count, properties) of training structures
         from molbench.generative.conditional import draw_targets, property_matrix, atom_counts
         counts, targets = draw_targets(atom_counts(data.dataset), property_matrix(data.dataset, p.condition), p.n_samples, p.seed)
     else:
