@@ -273,11 +273,11 @@ def tails(a, argv):
         n = tg.get('n_samples', 500)
         counts, targets = draw_targets(tp['n_atoms'], tp['y'][:, None], n, g.get('seed', 0))
         side = tail_side(targets[:, 0].numpy(), tp['lo'], tp['hi'])
-        for s in tg.get('guidance', g['guidance']):
+        todo = [s for s in tg.get('guidance', g['guidance']) if f"{prop}-tail-w{s:g}" not in rows]
+        if todo: pp, data, gm, proc = load_run(gdir)                 # the generator, read once for every guidance scale
+        for s in todo:
             name = f"{prop}-tail-w{s:g}"
-            if name in rows: continue
             c0 = time.process_time()
-            pp, data, gm, proc = load_run(gdir)
             pp.guidance = gm.guidance = float(s)
             smp, timing = generate(pp, gm, proc, data, pairs=(counts, targets))
             rd = runs / f'gen-{prop}-tail-w{s:g}'; rd.mkdir(exist_ok=True)
