@@ -103,9 +103,15 @@ def main(argv=None):
         save()
         print(f"{name}: val loss {rows[name]['val_loss']}", flush=True)
         return rows[name]
+    def weights_gone(name):
+        "A finished pretraining whose run folder is gone (runs/ is not committed): its fine-tunes need the weights again."
+        return name in rows and not any((runs / name).glob('*.pt'))
     for seed in g['seeds']:
         for src, tgt in g['pairs']:
             pre = f"pre-{src}-s{seed}"
+            if f"{src}-to-{tgt}-s{seed}" not in rows and weights_gone(pre):
+                print(f"{pre}: its run folder is gone and {src}-to-{tgt}-s{seed} needs its weights; training it again", flush=True)
+                shutil.rmtree(runs / pre, ignore_errors=True); rows.pop(pre)
             one(pre, src, seed, g['pretrain_steps'], 'pretrain')
             one(f"{src}-to-{tgt}-s{seed}", tgt, seed, g['finetune_steps'], 'transfer', src, tgt, init_from=str(runs / pre))
             one(f"scratch-{tgt}-s{seed}", tgt, seed, g['finetune_steps'], 'scratch', None, tgt)   # one per target: every source's baseline

@@ -1,5 +1,5 @@
 """bench/transfer.py on a tiny grid: pretrain on QM9, fine-tune on perov-5 from its weights, against scratch; resumable."""
-import json, os, subprocess, sys
+import json, shutil, os, subprocess, sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'bench'))
@@ -45,3 +45,10 @@ def test_transfer_runs_and_resumes(root, tmp_path):
     assert set(res['vocab']) >= {1, 6, 7, 8, 9} and 'qm9->perov5' in res['pairs'] and 'trains on val' in res['splits']['perov5']
     p2 = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=900)
     assert p2.returncode == 0 and 'val loss' not in p2.stdout                   # everything was done
+    # a fresh clone has no runs/: a fine-tune still to do whose pretraining folder is gone trains the pretraining again
+    res['rows'] = [r for r in res['rows'] if r['init'] != 'transfer']
+    out.write_text(json.dumps(res))
+    shutil.rmtree(tmp_path / 'runs' / by['pretrain']['name'])
+    p3 = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=900)
+    assert p3.returncode == 0 and 'training it again' in p3.stdout, p3.stderr[-3000:]
+    assert {r['init'] for r in json.loads(out.read_text())['rows']} == {'pretrain', 'transfer', 'scratch'}
