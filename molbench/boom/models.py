@@ -22,12 +22,13 @@ from ..training.distributed import broadcast
 
 # %% auto #0
 __all__ = ['DESCRIPTOR_NAMES', 'N_MORGAN', 'ATOM_SYMBOLS', 'N_ATOM_FEATURES', 'N_BOND_FEATURES', 'WEIGHTS_FORMAT', 'Normaliser',
-           'carve_validation', 'parse_smiles', 'descriptor_features', 'atom_features', 'bond_features', 'GraphFeatures',
-           'mol_graph', 'graphs_to_pyg', 'embed_3d', 'geometry_of', 'with_geometry', 'radius_edges', 'encode_geometry',
-           'collate_geometry', 'mean_pool', 'BaseConfig', 'PropertyModel', 'TorchConfig', 'TrainClock', 'to_device',
-           'XYBatch', 'supervised_loader', 'supervised_train_config', 'EarlyStopper', 'train_supervised',
-           'state_dict_diff', 'PickledCheckpointError', 'torch_load_checked', 'check_weights', 'read_weights_file',
-           'config_diff', 'TorchPropertyModel', 'RFConfig', 'RandomForestModel', 'MLPConfig', 'mlp', 'MLPModel']
+           'carve_validation', 'parse_smiles', 'descriptor_features', 'nearest_train_similarity', 'atom_features',
+           'bond_features', 'GraphFeatures', 'mol_graph', 'graphs_to_pyg', 'embed_3d', 'geometry_of', 'with_geometry',
+           'radius_edges', 'encode_geometry', 'collate_geometry', 'mean_pool', 'BaseConfig', 'PropertyModel',
+           'TorchConfig', 'TrainClock', 'to_device', 'XYBatch', 'supervised_loader', 'supervised_train_config',
+           'EarlyStopper', 'train_supervised', 'state_dict_diff', 'PickledCheckpointError', 'torch_load_checked',
+           'check_weights', 'read_weights_file', 'config_diff', 'TorchPropertyModel', 'RFConfig', 'RandomForestModel',
+           'MLPConfig', 'mlp', 'MLPModel', 'RidgeConfig', 'RidgeModel']
 
 # %% ../../nbs/boom/50_models.ipynb #dc2908c4
 @dataclass
@@ -88,6 +89,19 @@ def descriptor_features(smiles) -> np.ndarray:
     rows = [_mol_descriptors(s) for s in smiles]
     return np.stack([np.concatenate([d, b.astype(np.float32)]) for d, b in rows]) if rows else \
         np.zeros((0, len(DESCRIPTOR_NAMES) + N_MORGAN), np.float32)
+
+# %% ../../nbs/boom/50_models.ipynb #a5c42906
+def nearest_train_similarity(train_smiles,        # the molecules a model trained on
+                             query_smiles,        # the molecules to check (e.g. BOOM's OOD split)
+                             radius: int = 2, n_bits: int = N_MORGAN,
+                            ) -> np.ndarray:
+    "(len(query),) the highest Morgan-fingerprint Tanimoto similarity of each query molecule to any training molecule (NaN: no parse)."
+    from rdkit import DataStructs
+    gen = rdFingerprintGenerator.GetMorganGenerator(radius=radius, fpSize=n_bits)
+    fp = lambda s: None if parse_smiles(s) is None else gen.GetFingerprint(parse_smiles(s))
+    train = [f for f in map(fp, train_smiles) if f is not None]
+    if not train: raise ValueError("nearest_train_similarity: no training SMILES parses")
+    return np.array([np.nan if f is None else max(DataStructs.BulkTanimotoSimilarity(f, train)) for f in map(fp, query_smiles)])
 
 # %% ../../nbs/boom/50_models.ipynb #9c7f0099
 ATOM_SYMBOLS = ('C', 'N', 'O', 'F', 'P', 'S', 'Cl', 'Br', 'I', 'B', 'Si', 'Se', 'H')  # one-hot elements; others → 'other'
@@ -597,3 +611,22 @@ class _Squeeze(nn.Module):
     "Wrap a module whose output is (B, 1) to return (B,)."
     def __init__(self, m): super().__init__(); self.m = m
     def forward(self, x): return self.m(x).squeeze(-1)
+
+# %% ../../nbs/boom/50_models.ipynb #f8148e89
+@dataclass
+class RidgeConfig(BaseConfig):
+    "Ridge regression on standardised descriptors + Morgan bits (molbench's linear baseline beside the MLP)."
+    alphas: tuple = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)  # L2 strengths; the best by leave-one-out CV on the training split
+
+@PROPERTY_MODELS.register('ridge')
+class RidgeModel(PropertyModel):
+    "scikit-learn RidgeCV on the MLP's inputs: descriptors + Morgan bits, standardised with training statistics, clipped at ±10."
+    name, config_cls, uses_validation = 'ridge', RidgeConfig, False
+    def _z(self, X): return np.clip((X - self.x_mean) / self.x_std, -10, 10)
+    def _fit(self, tr, ytr, va, yva):
+        from sklearn.linear_model import RidgeCV
+        X = descriptor_features(tr.smiles).astype(np.float64)
+        self.x_mean, self.x_std = X.mean(0), X.std(0) + 1e-6
+        self.ridge = RidgeCV(alphas=list(self.config.alphas)).fit(self._z(X), ytr)
+        self.alpha_ = float(self.ridge.alpha_)                      # the L2 strength cross-validation chose
+    def _predict(self, df): return self.ridge.predict(self._z(descriptor_features(df.smiles).astype(np.float64)))

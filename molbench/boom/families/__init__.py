@@ -7,7 +7,7 @@ __all__ = ['MODEL_MODULES']
 
 # %% ../../../nbs/boom/families/00_families.ipynb #f2e02e93
 MODEL_MODULES = {  # registry name → module that registers it
-    'rf': 'molbench.boom.models', 'mlp': 'molbench.boom.models',
+    'rf': 'molbench.boom.models', 'mlp': 'molbench.boom.models', 'ridge': 'molbench.boom.models',   # ridge: molbench's linear baseline
     'chemprop': 'molbench.boom.families.chemprop',
     'gnn': 'molbench.boom.families.gnn', 'gcn': 'molbench.boom.families.gnn', 'gin': 'molbench.boom.families.gnn', 'gat': 'molbench.boom.families.gnn',
     'mpnn': 'molbench.boom.families.gnn', 'tgnn': 'molbench.boom.families.gnn',
