@@ -616,7 +616,7 @@ class _Squeeze(nn.Module):
 @dataclass
 class RidgeConfig(BaseConfig):
     "Ridge regression on standardised descriptors + Morgan bits (molbench's linear baseline beside the MLP)."
-    alphas: tuple = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)  # L2 strengths; the best by leave-one-out CV on the training split
+    alphas: tuple = (1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, 1e3, 1e4)  # L2 strengths; the best by leave-one-out CV on the training split
 
 @PROPERTY_MODELS.register('ridge')
 class RidgeModel(PropertyModel):
