@@ -28,7 +28,7 @@ __all__ = ['DESCRIPTOR_NAMES', 'N_MORGAN', 'ATOM_SYMBOLS', 'N_ATOM_FEATURES', 'N
            'TorchConfig', 'TrainClock', 'to_device', 'XYBatch', 'supervised_loader', 'supervised_train_config',
            'EarlyStopper', 'train_supervised', 'state_dict_diff', 'PickledCheckpointError', 'torch_load_checked',
            'check_weights', 'read_weights_file', 'config_diff', 'TorchPropertyModel', 'RFConfig', 'RandomForestModel',
-           'MLPConfig', 'mlp', 'MLPModel', 'RidgeConfig', 'RidgeModel']
+           'MLPConfig', 'feature_stats', 'standardise', 'mlp', 'MLPModel', 'RidgeConfig', 'RidgeModel']
 
 # %% ../../nbs/boom/50_models.ipynb #dc2908c4
 @dataclass
@@ -579,6 +579,14 @@ class MLPConfig(TorchConfig):
     dropout: float = 0.1        # dropout after each hidden layer
     weight_decay: float = 1e-5  # AdamW weight decay
 
+def feature_stats(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    "Per-feature training mean and standard deviation (+1e-6, so constant features stay finite)."
+    return X.mean(0), X.std(0) + 1e-6
+
+def standardise(X: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    "Features standardised with training statistics and clipped at ±10 (OOD molecules can sit far outside a descriptor's range)."
+    return np.clip((X - mean) / std, -10, 10)
+
 def mlp(sizes, dropout=0.0, act=nn.SiLU) -> nn.Sequential:
     "Linear layers of widths `sizes` with `act` + dropout between them (none after the last)."
     layers = []
@@ -594,8 +602,8 @@ class MLPModel(TorchPropertyModel):
     def encode(self, df):
         X = descriptor_features(df.smiles)
         if not hasattr(self, 'x_mean') or self.x_mean is None:    # first call = training split: fix the statistics
-            self.x_mean, self.x_std = X.mean(0), X.std(0) + 1e-6
-        return list(np.clip((X - self.x_mean) / self.x_std, -10, 10).astype(np.float32))
+            self.x_mean, self.x_std = feature_stats(X)
+        return list(standardise(X, self.x_mean, self.x_std).astype(np.float32))
     def collate(self, items): return torch.from_numpy(np.stack(items))      # (B, D)
     def build(self, items):
         return _Squeeze(mlp([len(items[0]), *self.config.hidden, 1], self.config.dropout))
@@ -622,11 +630,11 @@ class RidgeConfig(BaseConfig):
 class RidgeModel(PropertyModel):
     "scikit-learn RidgeCV on the MLP's inputs: descriptors + Morgan bits, standardised with training statistics, clipped at ±10."
     name, config_cls, uses_validation = 'ridge', RidgeConfig, False
-    def _z(self, X): return np.clip((X - self.x_mean) / self.x_std, -10, 10)
     def _fit(self, tr, ytr, va, yva):
         from sklearn.linear_model import RidgeCV
         X = descriptor_features(tr.smiles).astype(np.float64)
-        self.x_mean, self.x_std = X.mean(0), X.std(0) + 1e-6
-        self.ridge = RidgeCV(alphas=list(self.config.alphas)).fit(self._z(X), ytr)
+        self.x_mean, self.x_std = feature_stats(X)
+        self.ridge = RidgeCV(alphas=list(self.config.alphas)).fit(standardise(X, self.x_mean, self.x_std), ytr)
         self.alpha_ = float(self.ridge.alpha_)                      # the L2 strength cross-validation chose
-    def _predict(self, df): return self.ridge.predict(self._z(descriptor_features(df.smiles).astype(np.float64)))
+    def _predict(self, df):
+        return self.ridge.predict(standardise(descriptor_features(df.smiles).astype(np.float64), self.x_mean, self.x_std))
