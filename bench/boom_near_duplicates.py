@@ -24,10 +24,10 @@ THRESHOLDS = (0.7, 0.8, 0.9, 1.0)
 
 
 def rmse(y, p) -> float | None:
-    import numpy as np
-    y, p = np.asarray(y, float), np.asarray(p, float)
-    ok = np.isfinite(y) & np.isfinite(p)
-    return float(np.sqrt(np.mean((y[ok] - p[ok]) ** 2))) if ok.any() else None
+    "The runner's RMSE over finite pairs; None when there is none."
+    from molbench.boom.runner import regression_metrics
+    m = regression_metrics(y, p)
+    return m['rmse'] if m['n'] else None
 
 
 def split_by_similarity(pred, sim: dict, near: float) -> dict:
@@ -52,10 +52,9 @@ def main(argv=None):
     ap.add_argument('--out', default=str(ROOT / 'results' / 'boom_near_duplicates_cpu.json'))
     a = ap.parse_args(argv)
     import numpy as np, pandas as pd
-    from molbench.core import write_json
+    from molbench.core import write_json, check_choice
     from molbench.boom.models import nearest_train_similarity
     from molbench.boom.runner import load_splits, get_profile, boom_task_names
-    from molbench.core import check_choice
     tasks = boom_task_names() if a.tasks == 'all' else [check_choice('task', t, boom_task_names()) for t in a.tasks.split(',')]
     prof = get_profile(a.profile)
     out, res = Path(a.out), {}
@@ -82,9 +81,8 @@ def main(argv=None):
         res[task] = info
         write_json(out, {**prov, 'profile': prof.name, 'near': a.near, 'fingerprint': 'Morgan radius 2, 2048 bits, Tanimoto',
                          'tasks': _jsonable(res)})
-        best = ', '.join(f"{m} {v['near']['rmse'] if v['near']['rmse'] is None else round(v['near']['rmse'], 4)} / "
-                         f"{v['rest']['rmse'] if v['rest']['rmse'] is None else round(v['rest']['rmse'], 4)}"
-                         for m, v in models.items() if m in ('mlp', 'ridge', 'rf'))
+        r4 = lambda x: x if x is None else round(x, 4)
+        best = ', '.join(f"{m} {r4(v['near']['rmse'])} / {r4(v['rest']['rmse'])}" for m, v in models.items() if m in ('mlp', 'ridge', 'rf'))
         print(f"{task}: OOD with a near duplicate (≥ {a.near:g}) {info['ood']['at_least'][f'{a.near:g}']:.3f}, "
               f"ID {info['id']['at_least'][f'{a.near:g}']:.3f}; OOD RMSE near / rest: {best}", flush=True)
 

@@ -112,6 +112,22 @@ def bounds(pred_b, y_b, n_a, y_a, n_b, seed: int = 0) -> dict:
             'n_atoms': count_median_mae(n_a, y_a, n_b, y_b), 'n_b': int(ok.sum())}
 
 
+def guided_samples(gdir: Path, s: float, trained: float, out: Path, periodic: bool, cache: dict) -> Path:
+    """The folder whose samples.pt holds a conditional generator's samples at guidance `s`: the run folder `gdir` itself
+    at the scale it sampled with (`trained`), else `out`, sampled anew (only the sampling changes with the scale). The
+    generator is read from `gdir` once into `cache` (a dict the caller keeps per generator)."""
+    if s == trained: return gdir
+    from nfe_sweep import load_run
+    from molbench.generative.runner import generate, write_samples
+    if 'run' not in cache: cache['run'] = load_run(gdir)
+    pp, data, gm, proc = cache['run']
+    pp.guidance = gm.guidance = float(s)
+    smp, _ = generate(pp, gm, proc, data)
+    out.mkdir(exist_ok=True)
+    write_samples(out, smp, periodic)
+    return out
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -160,21 +176,14 @@ def main(argv=None):
                            'n_val': len(val), 'cpu_s': round(time.process_time() - c0, 1),
                            'bounds': {k: (v * scale if k != 'n_b' else v) for k, v in b.items()}}
             save()
+        gen_cache = {}                                                 # the generator, read once for every other guidance scale
         for s in g['guidance']:
             name = f"{prop}-{g['set'].get('arch', 'gnn')}-{g['set'].get('gen', 'flow_matching')}-w{s:g}"
             if name in rows: continue
             c0 = time.process_time()
             m = run(split='train_b', n_train=g.get('n_b'), condition=[prop], guidance=float(g['guidance'][0]),
                     run_dir=str(runs / f'gen-{prop}'), **g['set'])       # one generator per property, trained once
-            rd = Path(m['run_dir'])
-            if s != g['guidance'][0]:                                  # another guidance scale: only the sampling changes
-                from nfe_sweep import load_run
-                from molbench.generative.runner import generate, write_samples
-                pp, data, gm, proc = load_run(rd)
-                pp.guidance = gm.guidance = float(s)
-                smp_b, _ = generate(pp, gm, proc, data)
-                rd = runs / f'gen-{prop}-w{s:g}'; rd.mkdir(exist_ok=True)
-                write_samples(rd, smp_b, False)
+            rd = guided_samples(Path(m['run_dir']), s, g['guidance'][0], runs / f'gen-{prop}-w{s:g}', False, gen_cache)
             smp = torch.load(rd / 'samples.pt', weights_only=False)
             df, n_bad = samples_frame(smp)
             p = model.predict(df, smiles=False)

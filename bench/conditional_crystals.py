@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT / 'bench'))
 from scaling import provenance, _jsonable
-from conditional import bounds
+from conditional import bounds, guided_samples
 
 
 def crystal_features(structs, rdf_cutoff: float = 6.0, rdf_bin: float = 0.2, min_volume_per_atom: float = 1.0):
@@ -70,18 +70,21 @@ def b_on(b: dict) -> dict:
     return {('on_b' if k == 'qm9' else k): v for k, v in b.items()}
 
 
-def featurise_split(ds: str, split: str, n, prop: str, cache: Path, cfg: dict):
-    "(features, targets, atom counts) of the first `n` crystals of a split, cached in `cache` (npz)."
+def featurise_split(ds: str, split: str, n, prop: str, cache_dir: Path, cfg: dict):
+    """(features, targets, atom counts) of the first `n` crystals of a split, cached (npz) in `cache_dir` under a name
+    made of everything they depend on: data set, split, n, property and the featuriser settings `cfg`."""
     import numpy as np
     from molbench.core import atomic_write
     from molbench.data.crystals import load_crystals
+    tag = '-'.join(f'{k}{cfg[k]:g}' for k in sorted(cfg))
+    cache = Path(cache_dir) / f"features-{ds}-{split}-n{n or 'all'}-{prop}{'-' + tag if tag else ''}.npz"
     if cache.exists():
         z = np.load(cache); return z['X'], z['y'], z['n']
     from molbench.metrics.crystals import crystal_reference
     d = load_crystals(ds, split, n=n, progress=False)
     structs = crystal_reference(list(d), fingerprints=False).structures
     X, _ = crystal_features(structs, **cfg)
-    y = d.properties[prop].to_numpy(dtype=float)[:len(structs)]
+    y = d.properties[prop].to_numpy(dtype=float)
     nat = np.array([len(np.asarray(d[i].z).reshape(-1)) for i in range(len(d))])
     def write(t):
         with open(t, 'wb') as f: np.savez(f, X=X, y=y, n=nat)
@@ -101,10 +104,9 @@ def main(argv=None):
     from sklearn.ensemble import RandomForestRegressor
     from molbench.core import write_json, atomic_write, Batch
     from molbench.generative import run
-    from molbench.generative.runner import register_all, generate, write_samples
+    from molbench.generative.runner import register_all
     from molbench.metrics.crystals import crystal_reference
     from benchmark import copy_samples
-    from nfe_sweep import load_run
     register_all()
     g = yaml.safe_load(Path(a.grid).read_text())
     tasks = {k: v for k, v in g['tasks'].items() if a.tasks is None or k in a.tasks.split(',')}
@@ -123,8 +125,8 @@ def main(argv=None):
         if pfile.exists() and key in preds: model = pickle.loads(pfile.read_bytes())
         else:
             c0, w0 = time.process_time(), time.perf_counter()
-            XA, yA, nA = featurise_split(ds, sa, g.get('n_a'), prop, runs / f'features-{ds}-{sa}.npz', fcfg)
-            XB, yB, nB = featurise_split(ds, sb, g.get('n_b'), prop, runs / f'features-{ds}-{sb}.npz', fcfg)
+            XA, yA, nA = featurise_split(ds, sa, g.get('n_a'), prop, runs, fcfg)
+            XB, yB, nB = featurise_split(ds, sb, g.get('n_b'), prop, runs, fcfg)
             okA = np.isfinite(XA).all(1) & np.isfinite(yA)
             model = RandomForestRegressor(**{'n_estimators': 500, 'random_state': g.get('seed', 0), 'n_jobs': 1, **(g.get('predictor') or {})})
             model.fit(XA[okA], yA[okA])
@@ -145,17 +147,11 @@ def main(argv=None):
         c0 = time.process_time()
         m = run(dataset=ds, split=sb, condition=[prop], guidance=float(g['guidance'][0]), run_dir=str(gdir), **g['set'])
         gen_cpu = round(time.process_time() - c0, 1)
-        pp = data = gm = proc = None
+        gen_cache = {}
         for s in todo:
             name = f"{key}-w{s:g}"
             c0 = time.process_time()
-            rd = gdir
-            if s != g['guidance'][0]:                                 # another guidance scale: only the sampling changes
-                if gm is None: pp, data, gm, proc = load_run(gdir)
-                pp.guidance = gm.guidance = float(s)
-                smp_b, _ = generate(pp, gm, proc, data)
-                rd = runs / f'gen-{key}-w{s:g}'; rd.mkdir(exist_ok=True)
-                write_samples(rd, smp_b, True)
+            rd = guided_samples(gdir, s, g['guidance'][0], runs / f'gen-{key}-w{s:g}', True, gen_cache)
             smp = torch.load(rd / 'samples.pt', weights_only=False)
             ref = crystal_reference(Batch(**smp), fingerprints=False)
             X, why = crystal_features(ref.structures, **fcfg)
