@@ -30,6 +30,7 @@ Usage: OMP_NUM_THREADS=1 python bench/conditional.py [--grid params/conditional.
 """
 from __future__ import annotations
 import argparse, json, os, shutil, sys, time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +64,16 @@ def samples_frame(samples: dict):
     keep = [i for i in range(len(z)) if np.isfinite(x[i][m[i]]).all()]
     return frame([z[i][m[i]] for i in keep], [x[i][m[i]].astype(np.float32) for i in keep], y[keep, 0]), len(z) - len(keep)
 
+
+@contextmanager
+def merge_lock(path: Path):
+    "An exclusive lock beside `path` (fcntl), held while a process reads, merges and rewrites the results file."
+    import fcntl
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + '.lock'), 'w') as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try: yield
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
 
 def tail_side(y, lo: float, hi: float):
     "-1 below the training split's range [lo, hi], +1 above it, 0 inside: where BOOM's OOD tail lies for each value."
@@ -156,9 +167,13 @@ def main(argv=None):
     old = json.loads(out.read_text()) if out.exists() else {}
     preds, rows = old.get('predictors', {}), {r['name']: r for r in old.get('rows', [])}
     prov = provenance(argv, 'bench/conditional.py')
-    def save():
-        write_json(out, {**prov, 'grid': g, 'units': {p: ('meV' if p in DISPLAY else g.get('units', {}).get(p)) for p in props},
-                         'predictors': preds, 'rows': sorted(rows.values(), key=lambda r: r['name'])})
+    def save():                                                        # merged with what other processes wrote meanwhile
+        with merge_lock(out):                                          # (one process per property may run side by side)
+            disk = json.loads(out.read_text()) if out.exists() else {}
+            allp = {**disk.get('predictors', {}), **preds}
+            allr = {**{r['name']: r for r in disk.get('rows', [])}, **rows}
+            write_json(out, {**prov, 'grid': g, 'units': {p: ('meV' if p in DISPLAY else g.get('units', {}).get(p)) for p in g['properties']},
+                             'predictors': allp, 'rows': sorted(allr.values(), key=lambda r: r['name'])})
     A, B = load_qm9('train_a', g.get('n_a')), load_qm9('train_b', g.get('n_b'))
     val = load_qm9('val', g.get('n_val_predictor'))
     for prop in props:

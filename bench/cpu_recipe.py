@@ -46,14 +46,14 @@ def specs(g: dict, stage: int, rows: dict) -> list[dict]:
     return [dict(name=f"{a}-{x}-{minutes:g}min-s{g['seed']}", arch=a, gen=x, stage=stage, minutes=minutes) for a, x in pairs]
 
 
-def val_curve(run_dir: Path) -> list[dict]:
-    "The deterministic validation loss at every checkpoint: step, molecules seen, training FLOPs, loss."
+def val_curve(run_dir: Path, key: str = 'val_loss') -> list[dict]:
+    "The deterministic validation loss at every checkpoint: step, molecules seen, training FLOPs, loss (`key`: a joint run's `<data set>/val_loss`)."
     out = []
     for line in (run_dir / 'log.jsonl').read_text().splitlines():
         r = json.loads(line)
-        if r.get('kind') == 'eval' and 'eval/val_loss' in r:
+        if r.get('kind') == 'eval' and f'eval/{key}' in r:
             out.append({'step': r['step'], 'train_molecules': r.get('eval/train_molecules'),
-                        'train_flops': r.get('eval/train_flops'), 'val_loss': r['eval/val_loss']})
+                        'train_flops': r.get('eval/train_flops'), 'val_loss': r[f'eval/{key}']})
     return out
 
 

@@ -38,23 +38,34 @@ def split_of(ds: str) -> str:
     return 'val' if ds in CRYSTALS else 'train'
 
 
+def _paired(a_rows: dict, b_rows: dict, kind: str) -> dict | None:
+    "Per seed a − b (rows keyed by seed): mean and 95 % t-interval for the val loss and the headline metrics of `kind`."
+    seeds = sorted(set(a_rows) & set(b_rows))
+    if not seeds: return None
+    diffs = {'val_loss': [a_rows[s]['val_loss'] - b_rows[s]['val_loss'] for s in seeds
+                          if a_rows[s]['val_loss'] is not None and b_rows[s]['val_loss'] is not None]}
+    for m in HEADLINE[kind]:
+        a = [a_rows[s]['metrics']['test'].get(m) for s in seeds]
+        b = [b_rows[s]['metrics']['test'].get(m) for s in seeds]
+        diffs[m] = [x - y for x, y in zip(a, b) if x is not None and y is not None]
+    return {'seeds': seeds, 'transfer_minus_scratch': {k: dict(zip(('mean', 'lo', 'hi'), t_interval(v))) for k, v in diffs.items()}}
+
+
 def pair_summary(rows: list[dict]) -> dict:
-    "Per (source, target): transfer − scratch per seed (paired), mean and 95 % t-interval, for the val loss and headline metrics."
+    """Per (source, target): transfer − scratch per seed (paired), mean and 95 % t-interval, for the val loss and headline
+    metrics; per joint run and data set (`joint(a+b)->w`): the joint model on w − the scratch model on w, the same way."""
     out = {}
-    by = {(r['source'], r['target'], r['seed'], r['init']): r for r in rows if r['init'] == 'transfer'}
-    by.update({(src, r['target'], r['seed'], 'scratch'): r for r in rows if r['init'] == 'scratch'
-               for src in {q['source'] for q in rows if q['init'] == 'transfer' and q['target'] == r['target']}})
+    scratch = {}
+    for r in rows:
+        if r['init'] == 'scratch': scratch.setdefault(r['target'], {})[r['seed']] = r
     for (src, tgt) in sorted({(r['source'], r['target']) for r in rows if r['init'] == 'transfer'}):
-        seeds = sorted(s for (a, b, s, i) in by if (a, b, i) == (src, tgt, 'transfer') and (src, tgt, s, 'scratch') in by)
-        if not seeds: continue
-        kind = 'crystals' if tgt in CRYSTALS else 'molecules'
-        diffs = {'val_loss': [by[(src, tgt, s, 'transfer')]['val_loss'] - by[(src, tgt, s, 'scratch')]['val_loss'] for s in seeds]}
-        for m in HEADLINE[kind]:
-            a = [by[(src, tgt, s, 'transfer')]['metrics']['test'].get(m) for s in seeds]
-            b = [by[(src, tgt, s, 'scratch')]['metrics']['test'].get(m) for s in seeds]
-            diffs[m] = [x - y for x, y in zip(a, b) if x is not None and y is not None]
-        out[f'{src}->{tgt}'] = {'seeds': seeds, 'transfer_minus_scratch': {k: dict(zip(('mean', 'lo', 'hi'), t_interval(v)))
-                                                                             for k, v in diffs.items()}}
+        tr = {r['seed']: r for r in rows if r['init'] == 'transfer' and (r['source'], r['target']) == (src, tgt)}
+        res = _paired(tr, scratch.get(tgt, {}), 'crystals' if tgt in CRYSTALS else 'molecules')
+        if res: out[f'{src}->{tgt}'] = res
+    for (pair, w) in sorted({(r['joint'], r['target']) for r in rows if r['init'] == 'joint'}):
+        jr = {r['seed']: r for r in rows if r['init'] == 'joint' and (r['joint'], r['target']) == (pair, w)}
+        res = _paired(jr, scratch.get(w, {}), 'crystals' if w in CRYSTALS else 'molecules')
+        if res: out[f'joint({pair})->{w}'] = {'seeds': res['seeds'], 'joint_minus_scratch': res['transfer_minus_scratch']}
     return out
 
 
@@ -69,7 +80,7 @@ def main(argv=None):
     from molbench.core import write_json
     from molbench.generative import run
     from molbench.generative.runner import resolve_params
-    from molbench.generative.transfer import shared_vocab
+    from molbench.generative.transfer import shared_vocab, run_joint
     g = yaml.safe_load(Path(a.grid).read_text())
     out, runs = Path(a.out), Path(a.runs_root)
     sdir = out.with_name(out.stem + '_samples')
@@ -106,6 +117,31 @@ def main(argv=None):
     def weights_gone(name):
         "A finished pretraining whose run folder is gone (runs/ is not committed): its fine-tunes need the weights again."
         return name in rows and not any((runs / name).glob('*.pt'))
+    def joint(pair, seed):
+        "A joint run on mixed batches of the pair's data sets (run_joint), scored per data set: one row each."
+        label = '+'.join(pair)
+        names = {w: f"joint-{label}@{w}-s{seed}" for w in pair}
+        if all(n in rows for n in names.values()): return
+        jg = g['joint']
+        c0, w0 = time.process_time(), time.perf_counter()
+        kw = dict(arch=g['arch'], gen=g['gen'], seed=seed, steps=jg['steps'], vocab=vocab, **(g.get('set') or {}))
+        ps = {w: resolve_params(g.get('profile'), dataset=w, split=split_of(w), n_train=g.get('n_train', {}).get(w), **kw) for w in pair}
+        j = run_joint({w: split_of(w) for w in pair}, run_dir=str(runs / f"joint-{label}-s{seed}"), batch_size=jg.get('batch_size'),
+                      n_train={w: g.get('n_train', {}).get(w) for w in pair}, profile=g.get('profile'), **kw)
+        cpu, wall = round(time.process_time() - c0, 1), round(time.perf_counter() - w0, 1)
+        for w in pair:
+            rd = Path(j['worlds'][w]['run_dir'])
+            copied = copy_samples(rd, sdir, names[w])
+            rows[names[w]] = _jsonable({'name': names[w], 'source': '+'.join(x for x in pair if x != w), 'target': w, 'dataset': w,
+                                        'seed': seed, 'init': 'joint', 'joint': label, 'steps': jg['steps'],
+                                        'batch_size': j['batch_size'], 'train_flops': j['train_flops'],
+                                        'val_loss': j['val_loss'][w], 'val_curve': val_curve(Path(j['run_dir']), f'{w}/val_loss'),
+                                        'init_from': None, 'metrics': score(rd, ps[w], g.get('n_reference', 500)),
+                                        'samples': os.path.relpath(copied, ROOT) if copied else None,
+                                        'run_dir': os.path.relpath(rd, ROOT), 'cpu_s': round(cpu / len(pair), 1),
+                                        'wall_s': round(wall / len(pair), 1), 'cost_note': 'the joint run\'s CPU time, split evenly over its data sets'})
+        save()
+        print(f"joint {label} s{seed}: val loss {j['val_loss']}", flush=True)
     for seed in g['seeds']:
         for src, tgt in g['pairs']:
             pre = f"pre-{src}-s{seed}"
@@ -115,6 +151,11 @@ def main(argv=None):
             one(pre, src, seed, g['pretrain_steps'], 'pretrain')
             one(f"{src}-to-{tgt}-s{seed}", tgt, seed, g['finetune_steps'], 'transfer', src, tgt, init_from=str(runs / pre))
             one(f"scratch-{tgt}-s{seed}", tgt, seed, g['finetune_steps'], 'scratch', None, tgt)   # one per target: every source's baseline
+    for seed in g['seeds']:                                           # joint training on mixed batches, against the same scratch rows
+        for pair in (g.get('joint') or {}).get('pairs', []):
+            for w in pair:                                            # its baselines: scratch on each data set at the same steps
+                if w not in {t for _, t in g['pairs']}: one(f"scratch-{w}-s{seed}", w, seed, g['finetune_steps'], 'scratch', None, w)
+            joint(pair, seed)
     save()
 
 

@@ -16,6 +16,7 @@ n_reference: 12
 vocab_n: 200
 n_train: {qm9: 64, perov5: 64}
 set: {n_val: 8, n_samples: 8, sample_batch_size: 8, nfe: 4, ckpt_every: 2}
+joint: {pairs: [[qm9, perov5]], steps: 3}
 '''
 
 
@@ -26,6 +27,9 @@ def test_pair_summary_is_paired_by_seed():
     rows = [row('transfer', 0, 1.0), row('scratch', 0, 3.0), row('transfer', 1, 2.0), row('scratch', 1, 3.0), row('transfer', 2, 9.0)]
     s = pair_summary(rows)['qm9->perov5']
     assert s['seeds'] == [0, 1] and s['transfer_minus_scratch']['val_loss']['mean'] == -1.5   # (−2 + −1) / 2; seed 2 has no pair
+    joint = [dict(row('joint', k, v, 'qm9'), joint='qm9+perov5') for k, v in ((0, 4.0), (1, 5.0))]
+    j = pair_summary(rows + joint)['joint(qm9+perov5)->perov5']
+    assert j['seeds'] == [0, 1] and j['joint_minus_scratch']['val_loss']['mean'] == 1.5            # (1 + 2) / 2
 
 
 def test_transfer_runs_and_resumes(root, tmp_path):
@@ -36,8 +40,15 @@ def test_transfer_runs_and_resumes(root, tmp_path):
     p = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stderr[-3000:]
     res = json.loads(out.read_text())
-    by = {r['init']: r for r in res['rows']}
-    assert set(by) == {'pretrain', 'transfer', 'scratch'}
+    by = {r['init']: r for r in res['rows'] if r['name'] != 'scratch-qm9-s0'}   # (scratch on QM9: the joint model's other baseline)
+    assert set(by) == {'pretrain', 'transfer', 'scratch', 'joint'}
+    joint = {r['target']: r for r in res['rows'] if r['init'] == 'joint'}
+    assert set(joint) == {'qm9', 'perov5'} and joint['qm9']['train_flops'] == joint['perov5']['train_flops'] > 0
+    assert joint['perov5']['steps'] == 3 and joint['perov5']['batch_size'] == {'qm9': 4, 'perov5': 4}
+    assert set(joint['qm9']['metrics']) == {'val', 'test'} and set(joint['perov5']['metrics']) == {'test'}
+    assert joint['qm9']['val_curve'] and joint['qm9']['val_curve'][-1]['val_loss'] == joint['qm9']['val_loss']
+    assert {'scratch-qm9-s0', 'scratch-perov5-s0'} <= {r['name'] for r in res['rows']}      # the joint model's baselines
+    assert {'joint(qm9+perov5)->qm9', 'joint(qm9+perov5)->perov5'} <= set(res['pairs'])
     assert by['transfer']['init_from'] > 0 and by['scratch']['init_from'] is None
     assert by['transfer']['steps'] == by['scratch']['steps'] == 3 and by['transfer']['train_flops'] == by['scratch']['train_flops']
     assert set(by['pretrain']['metrics']) == {'val', 'test'} and set(by['transfer']['metrics']) == {'test'}
@@ -51,4 +62,4 @@ def test_transfer_runs_and_resumes(root, tmp_path):
     shutil.rmtree(tmp_path / 'runs' / by['pretrain']['name'])
     p3 = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=900)
     assert p3.returncode == 0 and 'training it again' in p3.stdout, p3.stderr[-3000:]
-    assert {r['init'] for r in json.loads(out.read_text())['rows']} == {'pretrain', 'transfer', 'scratch'}
+    assert {r['init'] for r in json.loads(out.read_text())['rows']} == {'pretrain', 'transfer', 'scratch', 'joint'}

@@ -4,11 +4,17 @@
 
 # %% ../../nbs/generative/47_transfer.ipynb #cfca367b
 from __future__ import annotations
+import os
+from dataclasses import asdict, replace
+from pathlib import Path
+import torch
+from torch.utils.data import RandomSampler
 from .runner import resolve_vocab, register_all
-from ..core import DATASETS
+from ..core import DATASETS, read_json, write_json
+
 
 # %% auto #0
-__all__ = ['shared_vocab']
+__all__ = ['shared_vocab', 'JointLoader', 'joint_loss', 'run_joint']
 
 # %% ../../nbs/generative/47_transfer.ipynb #18d21679
 def shared_vocab(*datasets,                 # data set names (qm9, perov5, carbon24, mp20), each with its split
@@ -24,3 +30,125 @@ def shared_vocab(*datasets,                 # data set names (qm9, perov5, carbo
         ds = DATASETS.get(name)(split=split, n=n, **kw)
         els |= set(data_statistics(ds)['element_counts'])
     return sorted(int(z) for z in els)
+
+# %% ../../nbs/generative/47_transfer.ipynb #beb82ab6
+def _seeded_iter(loader, seed: int):
+    "An iterator over `loader` (a DataLoader) with its shuffling generator seeded by `seed`."
+    g = torch.Generator().manual_seed(int(seed))
+    loader.generator = g
+    for s in (loader.sampler, getattr(loader.batch_sampler, 'sampler', None)):
+        if isinstance(s, RandomSampler): s.generator = g
+    return iter(loader)
+
+class JointLoader:
+    "Mixed batches for joint training: every step a dict {name: Batch} with one batch of each loader; the shorter ones restart, reshuffled, when they run out."
+    def __init__(self, loaders: dict,  # {data set name: DataLoader}, at least two
+                 seed: int = 0         # seeds every loader's order, with the epoch and the pass
+                ):
+        if len(loaders) < 2: raise ValueError(f"joint training needs at least two data sets, got {list(loaders)}")
+        self.loaders, self.seed, self.epoch = dict(loaders), int(seed), 0
+        self.batch_sizes = {n: getattr(L, 'batch_size', None) or getattr(getattr(L, 'batch_sampler', None), 'batch_size', None)
+                            for n, L in self.loaders.items()}
+        self.batch_size = sum(self.batch_sizes.values()) if all(self.batch_sizes.values()) else None
+    def __len__(self) -> int: return max(len(L) for L in self.loaders.values())
+    def set_epoch(self, epoch: int): self.epoch = int(epoch)
+    def _seed(self, k: int, rnd: int) -> int: return (self.seed * 1_000_003 + k * 7_919 + self.epoch * 104_729 + rnd * 13) % (2**63 - 1)
+    def __iter__(self):
+        names = list(self.loaders)
+        its, rounds = {n: _seeded_iter(self.loaders[n], self._seed(k, 0)) for k, n in enumerate(names)}, dict.fromkeys(names, 0)
+        for _ in range(len(self)):
+            out = {}
+            for k, n in enumerate(names):
+                try: out[n] = next(its[n])
+                except StopIteration:                                  # this loader is done: a new pass, reshuffled
+                    rounds[n] += 1; its[n] = _seeded_iter(self.loaders[n], self._seed(k, rounds[n])); out[n] = next(its[n])
+            yield out
+    def __repr__(self): return f"JointLoader({', '.join(f'{n}: {len(L)} batches of {self.batch_sizes[n]}' for n, L in self.loaders.items())}, seed={self.seed})"
+
+# %% ../../nbs/generative/47_transfer.ipynb #ed3f2f7f
+def joint_loss(processes: dict):
+    "loss_fn(model, {name: Batch}) for the trainer: the sum of each data set's loss under its own process, with every part named `<data set>/<part>`."
+    def loss(model, batch: dict):
+        tot, parts = 0.0, {}
+        for name, b in batch.items():
+            l, pt = processes[name].loss(model, b)
+            tot = tot + l
+            parts[f'{name}/loss'] = float(l.detach()); parts.update({f'{name}/{k}': v for k, v in pt.items()})
+        return tot, parts
+    return loss
+
+def run_joint(datasets: dict,              # {data set: split}, e.g. {'qm9': 'train', 'perov5': 'val'}: a batch of each every step
+              run_dir: str,                # the joint run's folder: continued if interrupted, read back if finished
+              batch_size: int | None = None, # structures per step in all, split evenly over the data sets (None: the profile's)
+              n_train: dict | None = None, # {data set: its first n training structures}
+              profile=None,                # params/<profile>.yaml name(s) under the explicit values
+              **more                       # any other RunParams field (arch, gen, hidden, steps, vocab, ...) except dataset and split
+             ) -> dict:
+    "Train one unconditional model on mixed batches of `datasets` and sample each world from it; returns the joint summary with each world's `metrics.json` under `worlds`."
+    from molbench.generative.runner import (resolve_params, build_data, build_model, build_process, train_config,
+                                            validation_loss, generate, finish_run, read_run, RESULTS)
+    from molbench.generative.flops import flops_report
+    from molbench.training.trainer import Trainer, preserved_rng
+    names, out = list(datasets), Path(run_dir)
+    if len(names) < 2: raise ValueError(f"run_joint needs at least two data sets, got {names}")
+    for k in ('dataset', 'split', 'condition', 'init_from', 'resume'):
+        if more.get(k): raise ValueError(f"run_joint: {k!r} is not a joint-run parameter (data sets and splits come in `datasets`; joint runs are unconditional and start fresh)")
+    if (out / RESULTS).exists():
+        res = read_json(out / RESULTS)
+        return {'run_dir': str(out), **res, 'worlds': {n: read_run(out / n) for n in res['datasets']}}
+    B = batch_size or resolve_params(profile, **more).batch_size
+    if B < len(names): raise ValueError(f"batch_size {B} is smaller than the number of data sets ({len(names)})")
+    ps = {n: resolve_params(profile, dataset=n, split=s, batch_size=B // len(names), n_train=(n_train or {}).get(n),
+                            run_dir=str(out / n), **more) for n, s in datasets.items()}
+    datas = {n: build_data(p) for n, p in ps.items()}
+    vocab = resolve_vocab(ps[names[0]].vocab, sorted({int(z) for d in datas.values() for z in d.element_counts}))
+    datas = {n: replace(d, vocab=vocab) for n, d in datas.items()}
+    periodic = [n for n in names if datas[n].periodic]
+    ref = periodic[0] if periodic else names[0]
+    joint = bool(periodic) and len(periodic) < len(names)             # molecules and crystals: one model for both kinds
+    model = build_model(replace(ps[ref], arch_cfg={**ps[ref].arch_cfg, **({'joint': True} if joint else {})}), datas[ref])
+    procs = {n: build_process(ps[n], datas[n]) for n in names}
+    for n in names: (out / n).mkdir(parents=True, exist_ok=True)
+    write_json(out / 'joint.json', {'datasets': datasets, 'batch_size': {n: ps[n].batch_size for n in names}, 'vocab': list(vocab),
+                                    'joint_model': joint, 'profile': profile, 'params': {n: asdict(p) for n, p in ps.items()}})
+    loader = JointLoader({n: datas[n].loader for n in names}, seed=ps[ref].seed)
+    trainer = Trainer(model, joint_loss(procs), loader, train_config(ps[ref]), out,
+                      meta={'params': {n: asdict(p) for n, p in ps.items()}, 'vocab': list(vocab), 'joint': datasets})
+    trainer.continue_run(None)
+    books = {n: {'flops': None, 'validation': None, 'notes': {}} for n in names}
+    for n in names:
+        p = ps[n]
+        if p.flops:
+            books[n]['flops'] = flops_report(model, procs[n], datas[n].dataset, p.batch_size, p.nfe, n_samples=p.n_samples,
+                                             n_atoms_hist=datas[n].n_atoms_hist, sample_batch_size=p.sample_batch_size, seed=p.seed)
+    vls = {}
+    for n in names:
+        vl, split = validation_loss(ps[n], vocab)
+        if vl is None: books[n]['notes']['validation'] = split
+        else: vls[n] = (vl, split)
+    def eval_fn(ema_model, step):
+        r = {}
+        for n, (vl, split) in vls.items():
+            v = vl(ema_model, procs[n])
+            books[n]['validation'] = {'split': split, 'n': vl.n, 'n_left_out': vl.n_left_out, 'step': step, **v}
+            r.update({f'{n}/{k}': x for k, x in v.items()})
+        r['train_molecules'] = trainer.samples_seen                    # per data set (every data set's batch is the same size)
+        return r
+    trainer.eval_fn = eval_fn if vls else None
+    if trainer.step: print(f"{out}: continuing from step {trainer.step}")
+    trainer.fit()
+    if vls and any((books[n]['validation'] or {}).get('step') != trainer.step for n in vls):
+        with preserved_rng(), torch.no_grad(): eval_fn(trainer.ema.model, trainer.step)   # a rerun after training ended
+    worlds = {}
+    for n in names:
+        samples, timing = generate(ps[n], trainer.ema.model, procs[n], datas[n], trainer.device)
+        worlds[n] = finish_run(out / n, ps[n], datas[n], trainer, samples, timing, books[n])
+    per_step = [books[n]['flops']['train_flops_per_molecule'] * ps[n].batch_size if books[n]['flops'] else None for n in names]
+    res = {'datasets': datasets, 'vocab': list(vocab), 'joint_model': joint, 'steps': trainer.step,
+           'batch_size': {n: ps[n].batch_size for n in names},
+           'train_flops_per_step': sum(per_step) if None not in per_step else None,
+           'train_flops': sum(per_step) * trainer.step if None not in per_step else None,
+           'val_loss': {n: (books[n]['validation'] or {}).get('val_loss') for n in names},
+           'worlds': {n: n for n in names}}
+    write_json(out / RESULTS, res)
+    return {'run_dir': str(out), **res, 'worlds': worlds}

@@ -40,14 +40,18 @@ def fourier_features(t: Tensor,            # (B,) times in [0, 1]
     return torch.cat([ang.sin(), ang.cos()], -1)              # (B, n)
 
 class Conditioning(nn.Module):
-    "Per-structure vector (B, hidden): MLP of Fourier features of t + linear(context) + linear(lattice parameters)."
+    """Per-structure vector (B, hidden): MLP of Fourier features of t + linear(context) + linear(lattice parameters).
+    With `joint=True` a batch without a lattice (molecules) gets a learned world vector in place of the lattice term."""
     def __init__(self, hidden: int,            # output width
                  context_dim: int = 0,          # C; 0 = no context
                  periodic: bool = False,        # embed the lattice parameters too
-                 n_freq: int = 32               # Fourier features of t
+                 n_freq: int = 32,              # Fourier features of t
+                 joint: bool = False            # periodic models only: molecule batches (no lattice) accepted too
                 ):
         super().__init__()
+        if joint and not periodic: raise ValueError("joint=True needs periodic=True (a model for crystals that also takes molecules)")
         self.n_freq = n_freq
+        self.molecule = nn.Parameter(torch.zeros(hidden)) if joint else None   # the world flag of lattice-free batches
         self.time = nn.Sequential(nn.Linear(n_freq, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
         self.context = nn.Linear(context_dim, hidden) if context_dim else None
         self.lattice = nn.Linear(6, hidden) if periodic else None
@@ -59,7 +63,8 @@ class Conditioning(nn.Module):
             c = c + self.context(context)                     # (B, hidden)
         elif context is not None:
             raise ValueError("got a context but this model was built with context_dim=0")
-        if self.lattice is not None: c = c + self.lattice(lattice_to_params(lattice))
+        if self.lattice is not None:
+            c = c + (self.lattice(lattice_to_params(lattice)) if lattice is not None else self.molecule)
         return c
 
 # %% ../../../nbs/generative/backbones/20_gnn.ipynb #5146fa10
@@ -110,7 +115,8 @@ def check_inputs(model, x, h, t, node_mask, lattice, context) -> tuple[Tensor, T
     """Fail early, with the reason, on inputs that do not match how `model` was built; return `t` as (B,), `lattice` and
     `context`, all in `x`'s dtype."""
     cfg, name = model.config, type(model).__name__
-    if cfg.periodic and lattice is None: raise ValueError(f"{name} was built periodic=True: pass a lattice (B, 3, 3)")
+    if cfg.periodic and lattice is None and not getattr(cfg, 'joint', False):
+        raise ValueError(f"{name} was built periodic=True: pass a lattice (B, 3, 3), or build it with joint=True to take molecules too")
     if not cfg.periodic and lattice is not None:
         raise ValueError(f"{name} was built periodic=False but got a lattice; build it with periodic=True")
     if h.shape[-1] != cfg.n_types: raise ValueError(f"h has {h.shape[-1]} features per atom; the model expects n_types={cfg.n_types}")
@@ -129,6 +135,7 @@ class GNNConfig:
     "Hyper-parameters of the EGNN backbone."
     n_types: int                # F, atom-type features per atom (the data set's vocabulary)
     periodic: bool = False      # crystals: fractional coordinates + lattice, minimum-image pairs, lattice output
+    joint: bool = False         # with periodic: molecule batches (lattice None) too, in the same model (joint training)
     context_dim: int = 0        # C, size of the conditioning property vector (0: unconditional)
     hidden: int = 64            # width of atom features and messages (EDM: 256; 64 keeps CPU training practical)
     layers: int = 4             # message-passing layers
@@ -189,7 +196,7 @@ class EGNN(Backbone):
         self.config = cfg = build_config(GNNConfig, n_types=n_types, periodic=periodic, context_dim=context_dim,
                                          hidden=hidden, layers=layers, heads=heads, **kw)
         self.embed = nn.Linear(n_types, hidden)
-        self.cond = Conditioning(hidden, context_dim, periodic, cfg.n_freq)
+        self.cond = Conditioning(hidden, context_dim, periodic, cfg.n_freq, cfg.joint)
         self.rbf = GaussianRBF(cfg.n_rbf, cfg.cutoff)
         self.layers = nn.ModuleList([EGNNLayer(cfg) for _ in range(layers)])
         self.out_h = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, n_types))
@@ -210,7 +217,7 @@ class EGNN(Backbone):
         rbf0 = self.rbf(pair_geometry(x, lattice)[1])                             # (B, N, N, n_rbf)
         xc = x
         for layer in self.layers: s, xc = layer(s, xc, rbf0, edge_mask, node_mask, lattice)
-        lat = self.lattice_head(s, node_mask, lattice) if self.config.periodic else None
+        lat = self.lattice_head(s, node_mask, lattice) if lattice is not None else None  # a joint model's molecule batch: none
         return assemble_output(xc - x, self.out_h(s), node_mask, lat)
 
 # %% ../../../nbs/generative/backbones/20_gnn.ipynb #a6ae353e

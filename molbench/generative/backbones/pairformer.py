@@ -26,6 +26,7 @@ class PairformerConfig:
     "Hyper-parameters of the Pairformer backbone."
     n_types: int               # F, atom-type features per atom (the data set's vocabulary)
     periodic: bool = False     # crystals: fractional coordinates + lattice, minimum-image pairs, lattice output
+    joint: bool = False        # with periodic: molecule batches (lattice None) too, in the same model (joint training)
     context_dim: int = 0       # C, size of the conditioning property vector (0: unconditional)
     hidden: int = 64           # c_s, width of the single representation
     layers: int = 4            # Pairformer blocks
@@ -160,7 +161,7 @@ class Pairformer(Backbone):
                                          hidden=hidden, layers=layers, heads=heads, **kw)
         c_s, c_z = hidden, cfg.c_z
         self.embed = nn.Linear(n_types, c_s)
-        self.cond = Conditioning(c_s, context_dim, periodic, cfg.n_freq)
+        self.cond = Conditioning(c_s, context_dim, periodic, cfg.n_freq, cfg.joint)
         self.rbf = GaussianRBF(cfg.n_rbf, cfg.cutoff)
         self.z_rbf, self.z_i, self.z_j = nn.Linear(cfg.n_rbf, c_z), nn.Linear(c_s, c_z, bias=False), nn.Linear(c_s, c_z, bias=False)
         self.blocks = nn.ModuleList([PairformerBlock(cfg) for _ in range(layers)])
@@ -190,5 +191,5 @@ class Pairformer(Backbone):
         phi = self.x_head(z)[..., 0] * e                                          # (B, N, N)
         n_nb = e.sum(-1, keepdim=True).clamp(min=1)                               # (B, N, 1) real neighbours
         x_out = (phi[..., None] * diff).sum(2) / n_nb                             # (B, N, 3)
-        lat = self.lattice_head(s, node_mask, lattice) if self.config.periodic else None
+        lat = self.lattice_head(s, node_mask, lattice) if lattice is not None else None  # a joint model's molecule batch: none
         return assemble_output(x_out, self.out_h(s), node_mask, lat)

@@ -24,6 +24,7 @@ class TransformerConfig:
     "Hyper-parameters of the transformer backbone."
     n_types: int             # F, atom-type features per atom (the data set's vocabulary)
     periodic: bool = False   # crystals: fractional coordinates + lattice, minimum-image pairs, lattice output
+    joint: bool = False      # with periodic: molecule batches (lattice None) too, in the same model (joint training)
     context_dim: int = 0     # C, size of the conditioning property vector (0: unconditional)
     hidden: int = 128        # token width
     layers: int = 4          # transformer blocks
@@ -121,7 +122,7 @@ class Transformer(Backbone):
         self.config = cfg = build_config(TransformerConfig, n_types=n_types, periodic=periodic, context_dim=context_dim,
                                          hidden=hidden, layers=layers, heads=heads, **kw)
         self.embed = nn.Linear(n_types, hidden)
-        self.cond = Conditioning(hidden, context_dim, periodic, cfg.n_freq)
+        self.cond = Conditioning(hidden, context_dim, periodic, cfg.n_freq, cfg.joint)
         self.rbf = GaussianRBF(cfg.n_rbf, cfg.cutoff)
         self.blocks = nn.ModuleList([TransformerBlock(cfg) for _ in range(layers)])
         self.norm = nn.LayerNorm(hidden)
@@ -145,5 +146,5 @@ class Transformer(Backbone):
         for block in self.blocks: s = block(s, rbf, node_mask)
         s = self.norm(s)
         x_out = self.x_head(s, rbf, diff, make_edge_mask(node_mask))              # (B, N, 3)
-        lat = self.lattice_head(s, node_mask, lattice) if self.config.periodic else None
+        lat = self.lattice_head(s, node_mask, lattice) if lattice is not None else None  # a joint model's molecule batch: none
         return assemble_output(x_out, self.out_h(s), node_mask, lat)
